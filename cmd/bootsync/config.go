@@ -1,0 +1,253 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+	"gopkg.in/yaml.v3"
+)
+
+// Config files, lowest precedence first. The image ships the defaults; the
+// host's /etc overrides them; BOOTSYNC_* variables and flags override both.
+const (
+	imageConfigFile = "/usr/lib/bootsync/config.yaml"
+	hostConfigFile  = "/etc/bootsync/config.yaml"
+)
+
+// Config is the host-local configuration of the agent. Trust roots live
+// here, never only in the fleet repository.
+type Config struct {
+	Host     HostConfig     `mapstructure:"host" yaml:"host"`
+	Repo     RepoConfig     `mapstructure:"repo" yaml:"repo"`
+	Trust    TrustConfig    `mapstructure:"trust" yaml:"trust"`
+	Registry RegistryConfig `mapstructure:"registry" yaml:"registry"`
+	Interval time.Duration  `mapstructure:"interval" yaml:"interval"`
+	Jitter   time.Duration  `mapstructure:"jitter" yaml:"jitter"`
+	StateDir string         `mapstructure:"stateDir" yaml:"stateDir"`
+	Root     string         `mapstructure:"root" yaml:"root"`
+	Bootc    BootcConfig    `mapstructure:"bootc" yaml:"bootc"`
+	Reboot   RebootConfig   `mapstructure:"reboot" yaml:"reboot"`
+	Metrics  MetricsConfig  `mapstructure:"metrics" yaml:"metrics"`
+}
+
+// HostConfig names this host and adds labels to its fleet-repo labels.
+type HostConfig struct {
+	Name   string            `mapstructure:"name" yaml:"name"`
+	Labels map[string]string `mapstructure:"labels" yaml:"labels"`
+}
+
+// RepoConfig says where the fleet repository is and how to reach it.
+type RepoConfig struct {
+	URL       string        `mapstructure:"url" yaml:"url"`
+	Ref       string        `mapstructure:"ref" yaml:"ref"`
+	Path      string        `mapstructure:"path" yaml:"path"`
+	AllowHTTP bool          `mapstructure:"allowHTTP" yaml:"allowHTTP"`
+	Auth      GitAuth       `mapstructure:"auth" yaml:"auth"`
+	Timeout   time.Duration `mapstructure:"timeout" yaml:"timeout"`
+}
+
+// GitAuth points at credential files; credentials are never inline.
+type GitAuth struct {
+	UsernameFile          string `mapstructure:"usernameFile" yaml:"usernameFile"`
+	PasswordFile          string `mapstructure:"passwordFile" yaml:"passwordFile"`
+	SSHKeyFile            string `mapstructure:"sshKeyFile" yaml:"sshKeyFile"`
+	KnownHostsFile        string `mapstructure:"knownHostsFile" yaml:"knownHostsFile"`
+	InsecureIgnoreHostKey bool   `mapstructure:"insecureIgnoreHostKey" yaml:"insecureIgnoreHostKey"`
+	CAFile                string `mapstructure:"caFile" yaml:"caFile"`
+}
+
+// TrustConfig holds the host's trust roots. The fleet repository may only
+// add requirements to these.
+type TrustConfig struct {
+	SigningKeys       []string `mapstructure:"signingKeys" yaml:"signingKeys"`
+	RequireSignatures bool     `mapstructure:"requireSignatures" yaml:"requireSignatures"`
+	Registries        []string `mapstructure:"registries" yaml:"registries"`
+	CommitKeys        []string `mapstructure:"commitKeys" yaml:"commitKeys"`
+}
+
+// RegistryConfig tunes registry access.
+type RegistryConfig struct {
+	// Insecure lists registries reached over plain HTTP (tests, labs).
+	Insecure []string `mapstructure:"insecure" yaml:"insecure"`
+}
+
+// BootcConfig says which bootc binary to run.
+type BootcConfig struct {
+	Path string `mapstructure:"path" yaml:"path"`
+}
+
+// RebootConfig says how to reboot into a staged deployment.
+type RebootConfig struct {
+	Command []string `mapstructure:"command" yaml:"command"`
+}
+
+// MetricsConfig says where Prometheus metrics are served; empty disables.
+type MetricsConfig struct {
+	Address string `mapstructure:"address" yaml:"address"`
+}
+
+func defaultConfig() map[string]any {
+	return map[string]any{
+		"host.name":                       "",
+		"host.labels":                     map[string]string{},
+		"repo.url":                        "",
+		"repo.ref":                        "main",
+		"repo.path":                       "",
+		"repo.allowHTTP":                  false,
+		"repo.timeout":                    "2m",
+		"repo.auth.usernameFile":          "",
+		"repo.auth.passwordFile":          "",
+		"repo.auth.sshKeyFile":            "",
+		"repo.auth.knownHostsFile":        "",
+		"repo.auth.insecureIgnoreHostKey": false,
+		"repo.auth.caFile":                "",
+		"trust.signingKeys":               []string{},
+		"trust.requireSignatures":         false,
+		"trust.registries":                []string{},
+		"trust.commitKeys":                []string{},
+		"registry.insecure":               []string{},
+		"interval":                        "5m",
+		"jitter":                          "30s",
+		"stateDir":                        "/var/lib/bootsync",
+		"root":                            "/",
+		"bootc.path":                      "bootc",
+		"reboot.command":                  []string{"systemctl", "reboot"},
+		"metrics.address":                 "127.0.0.1:9469",
+	}
+}
+
+// configFlag binds a command-line flag to a config key.
+type configFlag struct {
+	key  string
+	flag *pflag.Flag
+}
+
+// loadConfig layers the image defaults, the host file (hostFile, or
+// /etc/bootsync/config.yaml when empty), BOOTSYNC_* variables and flags.
+// Every file is decoded strictly first so that an unknown or mistyped key
+// is an error naming the file and line.
+func loadConfig(hostFile string, flags []configFlag) (*Config, error) {
+	v := viper.New()
+	for k, val := range defaultConfig() {
+		v.SetDefault(k, val)
+	}
+	v.SetConfigType("yaml")
+	files := []struct {
+		path     string
+		required bool
+	}{{imageConfigFile, false}, {hostConfigFile, false}}
+	if hostFile != "" {
+		files[1] = struct {
+			path     string
+			required bool
+		}{hostFile, true}
+	}
+	for _, f := range files {
+		data, err := os.ReadFile(f.path)
+		if errors.Is(err, fs.ErrNotExist) && !f.required {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read config: %w", err)
+		}
+		if err := checkConfigFile(f.path, data); err != nil {
+			return nil, err
+		}
+		if err := v.MergeConfig(bytes.NewReader(data)); err != nil {
+			return nil, fmt.Errorf("read config %s: %w", f.path, err)
+		}
+	}
+	v.SetEnvPrefix("BOOTSYNC")
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
+	v.AutomaticEnv()
+	for _, f := range flags {
+		if f.flag != nil && f.flag.Changed {
+			if err := v.BindPFlag(f.key, f.flag); err != nil {
+				return nil, fmt.Errorf("bind flag --%s: %w", f.flag.Name, err)
+			}
+		}
+	}
+	var cfg Config
+	err := v.Unmarshal(&cfg, func(dc *mapstructure.DecoderConfig) {
+		dc.ErrorUnused = true
+		dc.WeaklyTypedInput = true // BOOTSYNC_* values arrive as strings
+		dc.DecodeHook = mapstructure.ComposeDecodeHookFunc(
+			mapstructure.StringToTimeDurationHookFunc(),
+			mapstructure.StringToSliceHookFunc(","),
+			stringToMapHook,
+		)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+// stringToMapHook reads BOOTSYNC_HOST_LABELS="site=seoul,ring=0".
+func stringToMapHook(from, to reflect.Type, data any) (any, error) {
+	if from.Kind() != reflect.String || to.Kind() != reflect.Map {
+		return data, nil
+	}
+	out := map[string]string{}
+	s := strings.TrimSpace(data.(string))
+	if s == "" {
+		return out, nil
+	}
+	for _, kv := range strings.Split(s, ",") {
+		k, val, ok := strings.Cut(kv, "=")
+		if !ok {
+			return nil, fmt.Errorf("label %q: want key=value", kv)
+		}
+		out[strings.TrimSpace(k)] = strings.TrimSpace(val)
+	}
+	return out, nil
+}
+
+// checkConfigFile decodes one config file strictly, so mistakes name the
+// file and line ("/etc/bootsync/config.yaml: line 4: field intervall not
+// found").
+func checkConfigFile(path string, data []byte) error {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	var strict Config
+	if err := dec.Decode(&strict); err != nil && !errors.Is(err, io.EOF) { // an empty file is valid
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	return nil
+}
+
+func (c *Config) validate() error {
+	if c.Interval <= 0 {
+		return fmt.Errorf("config: interval must be positive, got %s", c.Interval)
+	}
+	if c.Jitter < 0 {
+		return fmt.Errorf("config: jitter must not be negative, got %s", c.Jitter)
+	}
+	if c.StateDir == "" {
+		return fmt.Errorf("config: stateDir must be set")
+	}
+	if len(c.Reboot.Command) == 0 {
+		return fmt.Errorf("config: reboot.command must not be empty")
+	}
+	if c.Host.Name == "" {
+		name, err := os.Hostname()
+		if err != nil {
+			return fmt.Errorf("config: host.name is not set and the hostname is unknown: %w", err)
+		}
+		c.Host.Name = name
+	}
+	return nil
+}

@@ -1,0 +1,89 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/bootsync/bootsync/hostspec/fleetdiff"
+)
+
+func newDiffCmd() *cobra.Command {
+	var (
+		rf       repoFlags
+		base     string
+		head     string
+		hostGlob string
+		output   string
+		exitCode bool
+	)
+	cmd := &cobra.Command{
+		Use:   "diff --base REV [--head REV]",
+		Short: "Show what changes on every host between two revisions",
+		Long: `diff renders every host at two revisions of the fleet repository and prints, per
+changed host, the image change, a unified diff of each /etc file added, changed or
+removed, and changed health checks and update settings, then a summary. --head
+defaults to the files on disk, so it works in a PR checkout before commit.
+
+Exit status: 0 when nothing changes (or without --exit-code), 1 when something
+changes and --exit-code is given, 2 on trouble (as diff(1)).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			switch output {
+			case "text", "markdown", "json":
+			default:
+				return &exitError{code: 2, err: fmt.Errorf("--output %q: want text, markdown or json", output)}
+			}
+			if base == "" {
+				return &exitError{code: 2, err: fmt.Errorf("--base is required")}
+			}
+			ctx := cmd.Context()
+			trouble := func(err error) error {
+				err = reportLoadError(cmd.ErrOrStderr(), err)
+				if ee, ok := err.(*exitError); ok {
+					ee.code = 2
+					return ee
+				}
+				return &exitError{code: 2, err: err}
+			}
+			b, err := rf.openRevision(ctx, base)
+			if err != nil {
+				return trouble(err)
+			}
+			h, err := rf.openRevision(ctx, head)
+			if err != nil {
+				return trouble(err)
+			}
+			rep, err := fleetdiff.Compare(ctx,
+				fleetdiff.Revision{Name: b.Name, Repo: b.Repo, FS: b.FS},
+				fleetdiff.Revision{Name: h.Name, Repo: h.Repo, FS: h.FS},
+				fleetdiff.Options{HostGlob: hostGlob})
+			if err != nil {
+				return trouble(err)
+			}
+			out := cmd.OutOrStdout()
+			switch output {
+			case "json":
+				err = rep.WriteJSON(out)
+			case "markdown":
+				err = rep.WriteMarkdown(out)
+			default:
+				err = rep.WriteText(out)
+			}
+			if err != nil {
+				return trouble(err)
+			}
+			if exitCode && rep.Changed() {
+				return &exitError{code: 1}
+			}
+			return nil
+		},
+	}
+	rf.register(cmd)
+	cmd.Flags().StringVar(&base, "base", "", "Git revision to compare from (required)")
+	cmd.Flags().StringVar(&head, "head", "", "Git revision to compare to (default: the files on disk)")
+	cmd.Flags().StringVar(&hostGlob, "host", "", "only hosts whose names match this glob")
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text, markdown or json")
+	cmd.Flags().BoolVar(&exitCode, "exit-code", false, "exit 1 when any host changes")
+	return cmd
+}

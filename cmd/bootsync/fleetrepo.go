@@ -1,0 +1,129 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/bootsync/bootsync/gitsource"
+	"github.com/bootsync/bootsync/hostspec"
+)
+
+// workingTree names the uncommitted files of a checkout in reports.
+const workingTree = "working tree"
+
+// repoFlags are the flags every read-only fleet command shares.
+type repoFlags struct {
+	repo string // directory (or Git URL, see issue 3)
+}
+
+func (f *repoFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.repo, "repo", ".", "fleet repository: a directory inside a Git checkout")
+}
+
+// fleetRevision is one loaded revision of the fleet repository.
+type fleetRevision struct {
+	Name string // commit id or "working tree"
+	FS   fs.FS
+	Repo *hostspec.Repo
+}
+
+// openRevision loads the fleet repository at rev; an empty rev means the
+// files on disk (the working tree), so a PR checkout can be checked before
+// it is committed.
+func (f *repoFlags) openRevision(ctx context.Context, rev string) (*fleetRevision, error) {
+	fsys, name, err := f.revisionFS(ctx, rev)
+	if err != nil {
+		return nil, err
+	}
+	var opts []hostspec.LoadOption
+	if name != workingTree {
+		opts = append(opts, hostspec.WithRevision(name))
+	}
+	repo, err := hostspec.Load(ctx, fsys, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("load fleet repository %s at %s: %w", f.repo, name, err)
+	}
+	return &fleetRevision{Name: name, FS: fsys, Repo: repo}, nil
+}
+
+func (f *repoFlags) revisionFS(ctx context.Context, rev string) (fs.FS, string, error) {
+	dir, err := filepath.Abs(f.repo)
+	if err != nil {
+		return nil, "", fmt.Errorf("fleet repository %s: %w", f.repo, err)
+	}
+	if rev == "" {
+		st, err := os.Stat(dir)
+		if err != nil {
+			return nil, "", fmt.Errorf("fleet repository: %w", err)
+		}
+		if !st.IsDir() {
+			return nil, "", fmt.Errorf("fleet repository %s is not a directory", f.repo)
+		}
+		return os.DirFS(dir), workingTree, nil
+	}
+	local, err := gitsource.OpenLocal(ctx, dir)
+	if err != nil {
+		return nil, "", err
+	}
+	r, err := local.Revision(ctx, rev)
+	if err != nil {
+		return nil, "", err
+	}
+	sub, err := subPathInRepo(local, dir)
+	if err != nil {
+		return nil, "", err
+	}
+	if sub == "." {
+		return r.FS, r.Commit, nil
+	}
+	fsys, err := r.FS.Subtree(sub)
+	if err != nil {
+		return nil, "", fmt.Errorf("fleet repository %s at %s: %w", sub, rev, err)
+	}
+	return fsys, r.Commit, nil
+}
+
+// subPathInRepo is where dir sits inside the checkout, so `--repo
+// examples/fleet --rev HEAD~1` reads examples/fleet of that commit.
+func subPathInRepo(local *gitsource.Local, dir string) (string, error) {
+	wt, err := local.Repository().Worktree()
+	if err != nil {
+		return ".", nil // a bare repository has no working tree: the fleet is at its root
+	}
+	root, err := filepath.EvalSymlinks(wt.Filesystem.Root())
+	if err != nil {
+		return "", fmt.Errorf("resolve checkout root: %w", err)
+	}
+	real, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return "", fmt.Errorf("resolve %s: %w", dir, err)
+	}
+	rel, err := filepath.Rel(root, real)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+		return "", fmt.Errorf("%s is not inside the Git checkout %s", dir, root)
+	}
+	return filepath.ToSlash(rel), nil
+}
+
+// reportLoadError prints every problem of a broken fleet repository to
+// stderr, one per line, and turns it into exit status 1 with nothing on
+// stdout: a broken repository never renders partially.
+func reportLoadError(stderr io.Writer, err error) error {
+	var list hostspec.ErrorList
+	if errors.As(err, &list) {
+		for _, e := range list {
+			fmt.Fprintln(stderr, e)
+		}
+		fmt.Fprintf(stderr, "%d problem(s) found\n", len(list))
+		return &exitError{code: 1}
+	}
+	return err
+}

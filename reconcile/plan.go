@@ -1,0 +1,283 @@
+package reconcile
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/bootsync/bootsync/hostspec"
+)
+
+// Action is one step the executor takes on the host.
+type Action string
+
+// Actions, in the order they can appear in a plan.
+const (
+	// ActionQuarantine records that the image the host last rebooted into
+	// did not come up (it is not booted after the reboot), so it is never
+	// tried again for this desired state.
+	ActionQuarantine Action = "quarantine"
+	// ActionWriteEtc writes the /etc overlay. It comes first so that the
+	// 3-way merge at finalization carries it into a staged deployment.
+	ActionWriteEtc Action = "write-etc"
+	// ActionVerify runs the health checks after a boot into a new image and
+	// commits the update or rolls it back.
+	ActionVerify Action = "verify"
+	// ActionReleaseLock tells the FleetLock server this host is steady.
+	ActionReleaseLock Action = "release-lock"
+	// ActionCancelRollback reverts a queued `bootc rollback` that no longer
+	// leads to the desired image.
+	ActionCancelRollback Action = "cancel-rollback"
+	// ActionSwitch stages the desired image: `bootc switch repo@digest`.
+	ActionSwitch Action = "switch"
+	// ActionRollback queues the rollback deployment, which is the desired
+	// image: `bootc rollback` (no download).
+	ActionRollback Action = "rollback"
+	// ActionLockStaged keeps a staged deployment from being applied by an
+	// unexpected reboot outside the reboot policy (`upgrade --download-only`).
+	ActionLockStaged Action = "lock-staged"
+	// ActionUnlockStaged lets the staged deployment apply on the next boot
+	// (`upgrade --from-downloaded`).
+	ActionUnlockStaged Action = "unlock-staged"
+	// ActionAcquireLock takes a FleetLock reboot slot.
+	ActionAcquireLock Action = "acquire-lock"
+	// ActionReboot reboots into the staged or queued rollback deployment.
+	ActionReboot Action = "reboot"
+)
+
+// Plan states.
+const (
+	StateConverged   = "converged"   // the host runs the desired image and /etc
+	StateUpdating    = "updating"    // steps will change the host now
+	StateWaiting     = "waiting"     // staged, waiting for the reboot policy
+	StateVerifying   = "verifying"   // booted into the new image, checks pending
+	StatePaused      = "paused"      // update.paused: only drift is reported
+	StateQuarantined = "quarantined" // the desired image failed before; held
+	StateUnmanaged   = "unmanaged"   // not a bootc host
+)
+
+// Deployment is one bootc deployment, reduced to what planning needs.
+type Deployment struct {
+	ImageRef          string `json:"imageRef"` // the image spec bootc has (repo@sha256:…)
+	Digest            string `json:"digest"`   // imageDigest: the manifest digest bootc booted
+	DownloadOnly      bool   `json:"downloadOnly,omitempty"`
+	SoftRebootCapable bool   `json:"softRebootCapable,omitempty"`
+}
+
+// Capabilities are the bootc features this host's version has.
+type Capabilities struct {
+	DownloadOnly bool // upgrade --download-only / --from-downloaded (≥ 1.12)
+	SoftReboot   bool // --soft-reboot (≥ 1.7)
+}
+
+// Observed is what the agent saw on the host at the start of a pass.
+type Observed struct {
+	Booted, Staged, Rollback *Deployment
+	RollbackQueued           bool
+	// BootID changes at every boot; with the journal it tells whether a
+	// reboot the agent asked for has happened.
+	BootID       string
+	Capabilities Capabilities
+	// EtcChanges counts /etc files the overlay would create, change or
+	// delete; drift in managed files is included.
+	EtcChanges int
+	// UsersLoggedIn counts interactive sessions (update.deferRebootWhileUsers).
+	UsersLoggedIn int
+	Now           time.Time
+	Journal       *Journal
+}
+
+// RebootWindow is a maintenance-window schedule (policy/window.Schedule).
+type RebootWindow interface {
+	Open(t time.Time) bool
+	Next(t time.Time) (start, end time.Time)
+}
+
+// Desired is the host's desired state at one commit, bound to a digest.
+type Desired struct {
+	Commit string
+	// ImageRef is what bootc is switched to: repo@digest, never a tag.
+	ImageRef string
+	// Digests are the digests bootc may report for ImageRef: the pinned
+	// digest and, for an image index, the platform manifest's digest.
+	Digests []string
+	Update  hostspec.UpdatePolicy
+	// Windows is the parsed update.windows (nil when none are declared).
+	Windows RebootWindow
+}
+
+// Step is one action with its arguments.
+type Step struct {
+	Action Action `json:"action"`
+	Ref    string `json:"ref,omitempty"`    // switch target
+	Digest string `json:"digest,omitempty"` // image the step concerns
+	Soft   bool   `json:"soft,omitempty"`   // reboot: userspace only
+	Reason string `json:"reason,omitempty"` // why, for logs and `bootsync plan`
+}
+
+// Plan is what a pass will do and why.
+type Plan struct {
+	State  string `json:"state"`
+	Reason string `json:"reason"`
+	Steps  []Step `json:"steps"`
+}
+
+// Has reports whether the plan contains action a.
+func (p *Plan) Has(a Action) bool {
+	return slices.ContainsFunc(p.Steps, func(s Step) bool { return s.Action == a })
+}
+
+func (d *Desired) matches(dep *Deployment) bool {
+	return dep != nil && slices.Contains(d.Digests, dep.Digest)
+}
+
+// Decide is the planner: a pure function from desired and observed state to
+// the ordered steps of one pass. The agent, `bootsync plan` and tests all use
+// it, so what a dry run shows is what a pass does.
+func Decide(d Desired, o Observed) Plan {
+	j := o.Journal
+	if j == nil {
+		j = &Journal{}
+	}
+	if o.Booted == nil {
+		return Plan{State: StateUnmanaged, Reason: "bootc reports no booted deployment: this is not a bootc host", Steps: []Step{}}
+	}
+	p := Plan{Steps: []Step{}}
+
+	// A reboot this agent asked for has happened (the boot ID changed).
+	if pend := j.Pending; pend != nil && o.BootID != pend.BootID {
+		if slices.Contains(pend.Digests, o.Booted.Digest) {
+			if o.EtcChanges > 0 && !d.Update.Paused {
+				p.add(Step{Action: ActionWriteEtc, Reason: "re-apply /etc before checking health"})
+			}
+			p.add(Step{Action: ActionVerify, Digest: o.Booted.Digest, Reason: "booted into " + short(o.Booted.Digest) + "; run health checks"})
+			p.State, p.Reason = StateVerifying, "verifying the new image"
+			return p
+		}
+		// Rebooted, but not into the image: finalization failed or the
+		// boot fell back. Never reboot twice for the same change.
+		p.add(Step{Action: ActionQuarantine, Digest: pend.Digests[0],
+			Reason: fmt.Sprintf("rebooted to apply %s but booted %s", short(pend.Digests[0]), short(o.Booted.Digest))})
+		j = j.withQuarantine(pend.Digests[0])
+	}
+
+	if d.Update.Paused {
+		p.State, p.Reason = StatePaused, "update.paused is set: nothing is changed"
+		if o.EtcChanges > 0 {
+			p.Reason += fmt.Sprintf("; %d /etc file(s) differ from the spec", o.EtcChanges)
+		}
+		return p
+	}
+	if o.EtcChanges > 0 {
+		p.add(Step{Action: ActionWriteEtc, Reason: fmt.Sprintf("%d /etc file(s) differ from the spec", o.EtcChanges)})
+	}
+
+	if d.matches(o.Booted) {
+		if o.RollbackQueued {
+			// Someone queued a rollback away from the desired image.
+			p.add(Step{Action: ActionCancelRollback, Reason: "a queued rollback would leave the desired image"})
+		}
+		if j.LockHeld && j.Pending == nil {
+			p.add(Step{Action: ActionReleaseLock, Reason: "the host is steady on the desired image"})
+		}
+		p.State, p.Reason = StateConverged, "booted image is the desired image"
+		if len(p.Steps) > 0 && p.Steps[0].Action == ActionWriteEtc {
+			p.State, p.Reason = StateUpdating, "booted image is the desired image; /etc needs changes"
+		}
+		return p
+	}
+
+	if q := j.quarantined(d.Digests); q != "" {
+		p.State = StateQuarantined
+		p.Reason = fmt.Sprintf("image %s is quarantined (%s); fix the fleet repo or run `bootsync unquarantine`", short(q), j.Quarantine[q].Reason)
+		return p
+	}
+
+	rebootStep := func(target *Deployment, why string) {
+		ok, wait := rebootAllowed(d, o, j)
+		if !ok {
+			p.State, p.Reason = StateWaiting, why+"; "+wait
+			return
+		}
+		if needsFleetLock(d.Update.Reboot) {
+			p.add(Step{Action: ActionAcquireLock, Reason: "take a FleetLock reboot slot"})
+		}
+		soft := d.Update.SoftReboot && o.Capabilities.SoftReboot && target != nil && target.SoftRebootCapable
+		p.add(Step{Action: ActionReboot, Digest: d.Digests[0], Soft: soft, Reason: why})
+		p.State, p.Reason = StateUpdating, why
+	}
+
+	switch {
+	case o.RollbackQueued && d.matches(o.Rollback):
+		rebootStep(o.Rollback, "rollback to "+short(o.Rollback.Digest)+" is queued")
+	case d.matches(o.Staged):
+		if o.Staged.DownloadOnly {
+			if ok, _ := rebootAllowed(d, o, j); ok {
+				p.add(Step{Action: ActionUnlockStaged, Digest: o.Staged.Digest, Reason: "the reboot policy allows applying the staged image"})
+			}
+		}
+		rebootStep(o.Staged, short(o.Staged.Digest)+" is staged")
+		if p.State == StateWaiting && !o.Staged.DownloadOnly && o.Capabilities.DownloadOnly {
+			p.add(Step{Action: ActionLockStaged, Digest: o.Staged.Digest, Reason: "keep an unplanned reboot from applying it"})
+		}
+	case d.matches(o.Rollback):
+		if o.RollbackQueued {
+			break // unreachable: handled above
+		}
+		p.add(Step{Action: ActionRollback, Digest: o.Rollback.Digest, Reason: "the desired image is the rollback deployment: no download"})
+		rebootStep(o.Rollback, "rollback to "+short(o.Rollback.Digest))
+	default:
+		if o.RollbackQueued {
+			p.add(Step{Action: ActionCancelRollback, Reason: "the queued rollback is not the desired image"})
+		}
+		p.add(Step{Action: ActionSwitch, Ref: d.ImageRef, Digest: d.Digests[0], Reason: "stage the desired image"})
+		rebootStep(&Deployment{SoftRebootCapable: false}, short(d.Digests[0])+" is staged")
+		if p.State == StateWaiting && o.Capabilities.DownloadOnly {
+			p.add(Step{Action: ActionLockStaged, Digest: d.Digests[0], Reason: "keep an unplanned reboot from applying it"})
+		}
+	}
+	if p.State == "" {
+		p.State = StateUpdating
+	}
+	return p
+}
+
+func (p *Plan) add(s Step) { p.Steps = append(p.Steps, s) }
+
+func needsFleetLock(s hostspec.RebootStrategy) bool {
+	return s == hostspec.RebootFleetLock || s == hostspec.RebootWindowFleetLock
+}
+
+// rebootAllowed applies update.reboot, the windows and logged-in users.
+func rebootAllowed(d Desired, o Observed, j *Journal) (bool, string) {
+	switch d.Update.Reboot {
+	case hostspec.RebootManual:
+		if j.RebootRequested {
+			break
+		}
+		return false, "update.reboot is manual: run `bootsync reboot` to apply"
+	case hostspec.RebootWindow, hostspec.RebootWindowFleetLock:
+		if d.Windows == nil {
+			return false, "update.reboot needs update.windows, and none are declared"
+		}
+		if !d.Windows.Open(o.Now) {
+			start, _ := d.Windows.Next(o.Now)
+			return false, "the maintenance window opens " + start.Format("Mon 2006-01-02 15:04 MST")
+		}
+	}
+	if d.Update.DeferRebootWhileUsers && o.UsersLoggedIn > 0 {
+		since := j.UsersDeferredSince
+		max := time.Duration(d.Update.MaxDeferral)
+		if since.IsZero() || o.Now.Sub(since) < max {
+			return false, fmt.Sprintf("%d user session(s) open; deferring the reboot (at most %s)", o.UsersLoggedIn, max)
+		}
+	}
+	return true, ""
+}
+
+func short(digest string) string {
+	if len(digest) > 19 {
+		return digest[:19]
+	}
+	return digest
+}
