@@ -219,6 +219,20 @@ func (m FileMode) String() string { return fmt.Sprintf("%04o", uint32(m)) }
 // MarshalJSON writes the mode as an octal string.
 func (m FileMode) MarshalJSON() ([]byte, error) { return json.Marshal(m.String()) }
 
+// UnmarshalJSON reads the octal string MarshalJSON writes.
+func (m *FileMode) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("mode: %w", err)
+	}
+	v, err := ParseFileMode(s)
+	if err != nil {
+		return err
+	}
+	*m = v
+	return nil
+}
+
 // MarshalYAML writes the mode as an octal string.
 func (m FileMode) MarshalYAML() (any, error) { return m.String(), nil }
 
@@ -240,8 +254,27 @@ func (d Duration) String() string { return time.Duration(d).String() }
 // MarshalJSON writes the duration as a string ("5m0s").
 func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.String()) }
 
+// UnmarshalJSON reads the string MarshalJSON writes.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("duration: %w", err)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("duration: %w", err)
+	}
+	*d = Duration(v)
+	return nil
+}
+
 // MarshalYAML writes the duration as a string.
 func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
 
 // isText reports whether b can be shown as a JSON string without loss.
 func isText(b []byte) bool { return utf8.Valid(b) }
+
+// DefaultCheckRequired is whether a health check that does not say
+// `required:` counts towards the verdict: a failing required check rolls the
+// update back, a failing optional one is only reported.
+const DefaultCheckRequired = true

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/google/renameio/v2"
+
+	"github.com/bootsync/bootsync/hostspec"
 )
 
 // journalVersion is bumped when the journal format changes incompatibly.
@@ -52,15 +54,32 @@ type Intent struct {
 	Started time.Time `json:"started"`
 }
 
-// PendingReboot is a reboot the agent asked for.
+// Kinds of pending reboots.
+const (
+	pendingUpdate       = "update"        // into a newly staged image
+	pendingRollback     = "rollback"      // into the rollback deployment (git revert)
+	pendingAutoRollback = "auto-rollback" // back after a failed verification
+	pendingEtc          = "etc"           // same image; an /etc change needs a reboot
+)
+
+// PendingReboot is a reboot the agent asked for. It keeps what verifying
+// the new boot needs, so verification works even when the fleet repository
+// is unreachable afterwards.
 type PendingReboot struct {
-	Kind    string    `json:"kind"`    // "update" | "rollback" | "auto-rollback"
-	Digests []string  `json:"digests"` // what bootc should report after the boot
-	Commit  string    `json:"commit"`
-	BootID  string    `json:"bootID"` // the boot ID before the reboot
-	At      time.Time `json:"at"`
+	Kind     string    `json:"kind"`
+	Digests  []string  `json:"digests"` // what bootc should report after the boot
+	ImageRef string    `json:"imageRef"`
+	Commit   string    `json:"commit"`
+	BootID   string    `json:"bootID"` // the boot ID before the reboot
+	Soft     bool      `json:"soft,omitempty"`
+	At       time.Time `json:"at"`
 	// From is the digest booted before the reboot, to roll back to.
 	From string `json:"from,omitempty"`
+	// SeenAt is when the agent first saw the new boot: the grace period
+	// of the health checks starts there.
+	SeenAt time.Time              `json:"seenAt,omitzero"`
+	Health []hostspec.HealthCheck `json:"health,omitempty"`
+	Update hostspec.UpdatePolicy  `json:"update"`
 }
 
 // QuarantineEntry says why an image is never tried again for its desired

@@ -81,10 +81,15 @@ type Observed struct {
 	// EtcChanges counts /etc files the overlay would create, change or
 	// delete; drift in managed files is included.
 	EtcChanges int
+	// EtcRebootRequired: an /etc change whose onChange asks for a reboot
+	// has not taken effect yet.
+	EtcRebootRequired bool
 	// UsersLoggedIn counts interactive sessions (update.deferRebootWhileUsers).
 	UsersLoggedIn int
-	Now           time.Time
-	Journal       *Journal
+	// Arch is the booted image's architecture (for image indexes).
+	Arch    string
+	Now     time.Time
+	Journal *Journal
 }
 
 // RebootWindow is a maintenance-window schedule (policy/window.Schedule).
@@ -144,8 +149,19 @@ func Decide(d Desired, o Observed) Plan {
 	}
 	p := Plan{Steps: []Step{}}
 
+	// An automatic rollback after a failed verification was interrupted
+	// before its reboot: finish it, whatever the reboot policy says.
+	if pend := j.Pending; pend != nil && pend.Kind == pendingAutoRollback && !rebooted(pend, o) {
+		if !o.RollbackQueued {
+			p.add(Step{Action: ActionRollback, Digest: pend.Digests[0], Reason: "finish the automatic rollback"})
+		}
+		p.add(Step{Action: ActionReboot, Digest: pend.Digests[0], Reason: "finish the automatic rollback"})
+		p.State, p.Reason = StateQuarantined, "rolling back after a failed update"
+		return p
+	}
+
 	// A reboot this agent asked for has happened (the boot ID changed).
-	if pend := j.Pending; pend != nil && o.BootID != pend.BootID {
+	if pend := j.Pending; pend != nil && pend.Kind != pendingAutoRollback && rebooted(pend, o) {
 		if slices.Contains(pend.Digests, o.Booted.Digest) {
 			if o.EtcChanges > 0 && !d.Update.Paused {
 				p.add(Step{Action: ActionWriteEtc, Reason: "re-apply /etc before checking health"})
@@ -172,27 +188,6 @@ func Decide(d Desired, o Observed) Plan {
 		p.add(Step{Action: ActionWriteEtc, Reason: fmt.Sprintf("%d /etc file(s) differ from the spec", o.EtcChanges)})
 	}
 
-	if d.matches(o.Booted) {
-		if o.RollbackQueued {
-			// Someone queued a rollback away from the desired image.
-			p.add(Step{Action: ActionCancelRollback, Reason: "a queued rollback would leave the desired image"})
-		}
-		if j.LockHeld && j.Pending == nil {
-			p.add(Step{Action: ActionReleaseLock, Reason: "the host is steady on the desired image"})
-		}
-		p.State, p.Reason = StateConverged, "booted image is the desired image"
-		if len(p.Steps) > 0 && p.Steps[0].Action == ActionWriteEtc {
-			p.State, p.Reason = StateUpdating, "booted image is the desired image; /etc needs changes"
-		}
-		return p
-	}
-
-	if q := j.quarantined(d.Digests); q != "" {
-		p.State = StateQuarantined
-		p.Reason = fmt.Sprintf("image %s is quarantined (%s); fix the fleet repo or run `bootsync unquarantine`", short(q), j.Quarantine[q].Reason)
-		return p
-	}
-
 	rebootStep := func(target *Deployment, why string) {
 		ok, wait := rebootAllowed(d, o, j)
 		if !ok {
@@ -205,6 +200,30 @@ func Decide(d Desired, o Observed) Plan {
 		soft := d.Update.SoftReboot && o.Capabilities.SoftReboot && target != nil && target.SoftRebootCapable
 		p.add(Step{Action: ActionReboot, Digest: d.Digests[0], Soft: soft, Reason: why})
 		p.State, p.Reason = StateUpdating, why
+	}
+
+	if d.matches(o.Booted) {
+		if o.RollbackQueued {
+			// Someone queued a rollback away from the desired image.
+			p.add(Step{Action: ActionCancelRollback, Reason: "a queued rollback would leave the desired image"})
+		}
+		if j.LockHeld && j.Pending == nil {
+			p.add(Step{Action: ActionReleaseLock, Reason: "the host is steady on the desired image"})
+		}
+		p.State, p.Reason = StateConverged, "booted image is the desired image"
+		if len(p.Steps) > 0 && p.Steps[0].Action == ActionWriteEtc {
+			p.State, p.Reason = StateUpdating, "booted image is the desired image; /etc needs changes"
+		}
+		if o.EtcRebootRequired && !o.RollbackQueued && o.Staged == nil {
+			rebootStep(nil, "an /etc change needs a reboot to take effect")
+		}
+		return p
+	}
+
+	if q := j.quarantined(d.Digests); q != "" {
+		p.State = StateQuarantined
+		p.Reason = fmt.Sprintf("image %s is quarantined (%s); fix the fleet repo or run `bootsync unquarantine`", short(q), j.Quarantine[q].Reason)
+		return p
 	}
 
 	switch {

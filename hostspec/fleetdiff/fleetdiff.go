@@ -334,7 +334,7 @@ func compareFiles(base, head []hostspec.EtcFile) []FileChange {
 			fc.HeadSHA256, fc.HeadMeta, hcont = h.SHA256, meta(h), h.Content
 		}
 		if fc.BaseSHA256 != fc.HeadSHA256 {
-			fc.Diff = unifiedDiff(p, bc, hcont, b != nil, h != nil)
+			fc.Diff = UnifiedDiff(p, bc, hcont, b != nil, h != nil)
 		}
 		out = append(out, fc)
 	}
@@ -353,7 +353,9 @@ func meta(f *hostspec.EtcFile) string {
 	return fmt.Sprintf("%s %s:%s", f.Mode, f.Owner, f.Group)
 }
 
-func unifiedDiff(p string, base, head []byte, hasBase, hasHead bool) string {
+// UnifiedDiff is a diff -u of a file's two versions; hasBase and hasHead
+// say whether each side exists (a missing side is /dev/null).
+func UnifiedDiff(p string, base, head []byte, hasBase, hasHead bool) string {
 	if !isText(base) || !isText(head) {
 		return "Binary files differ\n"
 	}

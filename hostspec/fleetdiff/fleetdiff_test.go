@@ -264,11 +264,11 @@ func TestMarkdownStaysUnderCommentLimit(t *testing.T) {
 }
 
 func TestUnifiedDiffMarksMissingNewline(t *testing.T) {
-	d := unifiedDiff("/etc/x", []byte("a\nb"), []byte("a\nb\n"), true, true)
+	d := UnifiedDiff("/etc/x", []byte("a\nb"), []byte("a\nb\n"), true, true)
 	if !strings.Contains(d, `\ No newline at end of file`) {
 		t.Fatalf("diff does not show the missing newline:\n%s", d)
 	}
-	if d := unifiedDiff("/etc/x", []byte{0, 1}, []byte{0, 2}, true, true); d != "Binary files differ\n" {
+	if d := UnifiedDiff("/etc/x", []byte{0, 1}, []byte{0, 2}, true, true); d != "Binary files differ\n" {
 		t.Fatalf("binary diff = %q", d)
 	}
 }

@@ -756,6 +756,15 @@ func TestSoftReboot(t *testing.T) {
 	same := reg.Push(t, "os", "same-kernel", bootcsim.Image(t, bootcsim.ImageOptions{Kernel: "6.8.1", Marker: "s"}))
 	other := reg.Push(t, "os", "new-kernel", bootcsim.Image(t, bootcsim.ImageOptions{Kernel: "6.9.0", Marker: "o"}))
 
+	bootID := func() string {
+		t.Helper()
+		b, err := os.ReadFile(filepath.Join(h.Root, "proc/sys/kernel/random/boot_id"))
+		if err != nil || len(b) != 37 {
+			t.Fatalf("boot ID %q: %v", b, err)
+		}
+		return string(b)
+	}
+	firstBoot := bootID()
 	h.MustRun(t, "switch", same)
 	if !h.Status(t).Status.Staged.SoftRebootCapable {
 		t.Fatal("an image with the booted kernel is not soft-reboot capable")
@@ -775,12 +784,18 @@ func TestSoftReboot(t *testing.T) {
 	if last := boots[len(boots)-1]; !last.Soft || last.Outcome != "staged" || !strings.HasSuffix(same, last.Digest) {
 		t.Fatalf("last boot %+v, want a soft boot into %s", last, same)
 	}
+	if bootID() != firstBoot {
+		t.Fatal("a soft reboot changed the kernel boot ID")
+	}
 	// "auto" on a target that is not capable reboots fully.
 	r = h.Run(t, "switch", "--soft-reboot=auto", "--apply", other)
 	if !r.Killed || strings.Contains(r.Stdout, "soft-reboot capable") {
 		t.Fatalf("killed %v stdout %q stderr %q", r.Killed, r.Stdout, r.Stderr)
 	}
 	boots = h.State(t).Boots
+	if bootID() == firstBoot {
+		t.Fatal("a full reboot kept the kernel boot ID")
+	}
 	if last := boots[len(boots)-1]; last.Soft || !strings.HasSuffix(other, last.Digest) {
 		t.Fatalf("last boot %+v, want a full boot into %s", last, other)
 	}

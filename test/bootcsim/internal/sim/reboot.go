@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -52,6 +53,12 @@ func (inv *invocation) reboot(s *State) error {
 		outcome = "staged"
 	case s.Staged != nil:
 		outcome = "discarded-download-only"
+	}
+	if !s.SoftRebootPrepared {
+		// A soft reboot keeps the kernel, and with it the boot ID.
+		if err := inv.writeBootID(); err != nil {
+			return err
+		}
 	}
 	s.Boots = append(s.Boots, Boot{Time: time.Now().UTC(), Outcome: outcome, Digest: s.Booted.Digest, Soft: s.SoftRebootPrepared})
 	s.Staged = nil
@@ -168,6 +175,29 @@ func replaceEtc(dir string, files map[string]EtcFile) error {
 		if err := os.Chmod(p, f.Mode); err != nil {
 			return fmt.Errorf("writing /etc/%s: %w", rel, err)
 		}
+	}
+	return nil
+}
+
+// bootIDPath is where the kernel publishes the boot ID, under the root.
+const bootIDPath = "proc/sys/kernel/random/boot_id"
+
+// writeBootID gives the simulated host a new kernel boot ID, as every
+// (hard) boot does; agents use it to tell that a reboot happened.
+func (inv *invocation) writeBootID() error {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return fmt.Errorf("bootcsim: new boot ID: %w", err)
+	}
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	id := fmt.Sprintf("%x-%x-%x-%x-%x\n", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+	p := filepath.Join(inv.cfg.Root, bootIDPath)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return fmt.Errorf("bootcsim: writing the boot ID: %w", err)
+	}
+	if err := os.WriteFile(p, []byte(id), 0o644); err != nil {
+		return fmt.Errorf("bootcsim: writing the boot ID: %w", err)
 	}
 	return nil
 }

@@ -117,6 +117,9 @@ func (inv *invocation) simInit(args []string) error {
 	if err := os.MkdirAll(filepath.Join(inv.cfg.Root, "etc"), 0o755); err != nil {
 		return fmt.Errorf("bootcsim: creating the host root: %w", err)
 	}
+	if err := inv.writeBootID(); err != nil {
+		return err
+	}
 	return inv.save(s)
 }
 

@@ -1,0 +1,99 @@
+package reconcile
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/bootsync/bootsync/hostspec"
+	"github.com/bootsync/bootsync/policy"
+	"github.com/bootsync/bootsync/policy/window"
+)
+
+// verifier is the image policy for one spec: the host's trust plus the
+// fleet repository's additions (which can only tighten it).
+func (a *Agent) verifier(spec *hostspec.HostSpec) (*policy.Verifier, error) {
+	opts := []policy.Option{
+		policy.WithAllowedRegistries(a.cfg.AllowedRegistries...),
+		policy.WithFleetPolicy(spec.Policy.Registries, spec.Policy.RequireSignatures),
+		policy.WithRequireSignatures(a.cfg.RequireSignatures),
+		policy.WithBundles(a.cfg.AcceptBundles),
+	}
+	if len(a.cfg.SigningKeys) > 0 {
+		opts = append(opts, policy.WithKeyFiles(a.cfg.SigningKeys...))
+	}
+	v, err := policy.NewVerifier(opts...)
+	if err != nil {
+		return nil, &PassError{Reason: "policy", Err: fmt.Errorf("image policy for host %s: %w", a.cfg.Host, err)}
+	}
+	return v, nil
+}
+
+// needsVerdict reports whether the plan makes the host boot an image it
+// does not run now.
+func needsVerdict(p Plan) bool {
+	return slices.ContainsFunc(p.Steps, func(s Step) bool {
+		switch s.Action {
+		case ActionSwitch, ActionRollback, ActionUnlockStaged, ActionReboot:
+			return true
+		}
+		return false
+	})
+}
+
+// gate verifies the desired digest against the image policy before any
+// step that could boot it. A verdict is cached per digest and trust
+// configuration: a revert to an image verified before needs no registry.
+func (a *Agent) gate(ctx context.Context, spec *hostspec.HostSpec, d Desired) error {
+	key := d.Digests[0] + " " + a.trustFingerprint(spec)
+	if _, ok := a.verdicts.get(key); ok {
+		return nil
+	}
+	v, err := a.verifier(spec)
+	if err != nil {
+		return err
+	}
+	verdict, err := v.Verify(ctx, a.deps.Registry, d.ImageRef)
+	if err != nil {
+		return &PassError{Reason: policyReason(err), Err: fmt.Errorf("verify image %s for host %s: %w", d.ImageRef, a.cfg.Host, err)}
+	}
+	a.log.Info("image verified", "image", verdict.Reference, "signed", verdict.Signed, "format", verdict.Format, "key", verdict.KeyFile)
+	a.verdicts.put(key, *verdict)
+	return nil
+}
+
+// trustFingerprint changes whenever anything a verdict depends on changes:
+// the keys' content, the allow-lists and whether signatures are required.
+func (a *Agent) trustFingerprint(spec *hostspec.HostSpec) string {
+	h := sha256.New()
+	for _, k := range a.cfg.SigningKeys {
+		data, _ := os.ReadFile(k)
+		fmt.Fprintf(h, "key %s %x\n", filepath.Clean(k), sha256.Sum256(data))
+	}
+	fmt.Fprintf(h, "require %v %v bundles %v\n", a.cfg.RequireSignatures, spec.Policy.RequireSignatures, a.cfg.AcceptBundles)
+	fmt.Fprintf(h, "registries %s | %s\n", strings.Join(a.cfg.AllowedRegistries, ","), strings.Join(spec.Policy.Registries, ","))
+	return hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+// verdictCache remembers accepted images.
+type verdictCache struct{ c jsonCache[policy.Verdict] }
+
+func newVerdictCache(stateDir string) *verdictCache {
+	return &verdictCache{c: jsonCache[policy.Verdict]{path: filepath.Join(stateDir, "cache", "verdicts.json")}}
+}
+
+func (v *verdictCache) get(key string) (policy.Verdict, bool)  { return v.c.get(key) }
+func (v *verdictCache) put(key string, verdict policy.Verdict) { v.c.put(key, verdict) }
+
+func parseWindows(ws []hostspec.Window) (RebootWindow, error) {
+	s, err := window.Parse(ws)
+	if err != nil {
+		return nil, fmt.Errorf("update.windows: %w", err)
+	}
+	return s, nil
+}
