@@ -48,12 +48,14 @@ type HostConfig struct {
 
 // RepoConfig says where the fleet repository is and how to reach it.
 type RepoConfig struct {
-	URL       string        `mapstructure:"url" yaml:"url"`
-	Ref       string        `mapstructure:"ref" yaml:"ref"`
-	Path      string        `mapstructure:"path" yaml:"path"`
-	AllowHTTP bool          `mapstructure:"allowHTTP" yaml:"allowHTTP"`
-	Auth      GitAuth       `mapstructure:"auth" yaml:"auth"`
-	Timeout   time.Duration `mapstructure:"timeout" yaml:"timeout"`
+	URL       string `mapstructure:"url" yaml:"url"`
+	Ref       string `mapstructure:"ref" yaml:"ref"`
+	Path      string `mapstructure:"path" yaml:"path"`
+	AllowHTTP bool   `mapstructure:"allowHTTP" yaml:"allowHTTP"`
+	// AllowReset accepts exactly this commit even if it does not descend
+	// from the last applied one (a deliberate history rewrite).
+	AllowReset string  `mapstructure:"allowReset" yaml:"allowReset"`
+	Auth       GitAuth `mapstructure:"auth" yaml:"auth"`
 }
 
 // GitAuth points at credential files; credentials are never inline.
@@ -73,6 +75,9 @@ type TrustConfig struct {
 	RequireSignatures bool     `mapstructure:"requireSignatures" yaml:"requireSignatures"`
 	Registries        []string `mapstructure:"registries" yaml:"registries"`
 	CommitKeys        []string `mapstructure:"commitKeys" yaml:"commitKeys"`
+	// AcceptBundles also accepts cosign v3 Sigstore bundles, which bootc
+	// itself cannot verify.
+	AcceptBundles bool `mapstructure:"acceptBundles" yaml:"acceptBundles"`
 }
 
 // RegistryConfig tunes registry access.
@@ -104,7 +109,7 @@ func defaultConfig() map[string]any {
 		"repo.ref":                        "main",
 		"repo.path":                       "",
 		"repo.allowHTTP":                  false,
-		"repo.timeout":                    "2m",
+		"repo.allowReset":                 "",
 		"repo.auth.usernameFile":          "",
 		"repo.auth.passwordFile":          "",
 		"repo.auth.sshKeyFile":            "",
@@ -115,6 +120,7 @@ func defaultConfig() map[string]any {
 		"trust.requireSignatures":         false,
 		"trust.registries":                []string{},
 		"trust.commitKeys":                []string{},
+		"trust.acceptBundles":             true,
 		"registry.insecure":               []string{},
 		"interval":                        "5m",
 		"jitter":                          "30s",

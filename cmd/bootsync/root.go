@@ -23,6 +23,14 @@ repository; in CI, "bootsync diff" shows what a pull request changes on every ho
 		newHostsCmd(),
 		newRenderCmd(),
 		newDiffCmd(),
+		newLockCmd(),
+		newImageCmd(),
+		newAgentCmd(),
+		newReconcileCmd(),
+		newPlanCmd(),
+		newStatusCmd(),
+		newRebootCmd(),
+		newUnquarantineCmd(),
 	)
 	return root
 }

@@ -42,6 +42,11 @@
 // SIGKILL. With BOOTCSIM_KILL_PARENT=1 it first SIGKILLs its parent
 // process (the agent that called it), since the host "went down".
 //
+// `bootc sim reboot --shutdown` ends like --apply (an agent's reboot
+// command: the caller dies with BOOTCSIM_KILL_PARENT=1). Every hard reboot
+// writes a new kernel boot ID to <root>/proc/sys/kernel/random/boot_id; a
+// soft reboot keeps it.
+//
 // Reboots (`bootc sim reboot` or --apply) model /etc per deployment: the
 // live /etc is <root>/etc. Finalizing a staged deployment carries the live
 // /etc over with ostree's 3-way merge at file granularity (files the new

@@ -125,6 +125,7 @@ func (inv *invocation) simInit(args []string) error {
 
 func (inv *invocation) simReboot(args []string) error {
 	fs := newFlagSet("bootc sim reboot")
+	shutdown := fs.Bool("shutdown", false, "end like a real reboot command: die by SIGKILL, killing the caller too with BOOTCSIM_KILL_PARENT=1 (for an agent's reboot command)")
 	pos, help, err := fs.parse(args, inv.stdout)
 	if err != nil || help {
 		return err
@@ -142,6 +143,7 @@ func (inv *invocation) simReboot(args []string) error {
 	}
 	last := s.Boots[len(s.Boots)-1]
 	fmt.Fprintf(inv.stdout, "bootcsim: rebooted (%s) into %s\n", last.Outcome, last.Digest)
+	inv.rebooted = *shutdown
 	return nil
 }
 

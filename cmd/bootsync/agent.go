@@ -1,0 +1,269 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+
+	"github.com/bootsync/bootsync/apply/bootc"
+	etcoverlay "github.com/bootsync/bootsync/apply/etc"
+	"github.com/bootsync/bootsync/gitsource"
+	"github.com/bootsync/bootsync/reconcile"
+	"github.com/bootsync/bootsync/registry"
+)
+
+// hostFlags are the flags of every command that acts on this host.
+type hostFlags struct {
+	configFile string
+	hostName   string
+	stateDir   string
+	root       string
+}
+
+func (f *hostFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.configFile, "config", "", "host config file (default "+hostConfigFile+")")
+	cmd.Flags().StringVar(&f.hostName, "host", "", "this host's name in the fleet repository (config host.name)")
+	cmd.Flags().StringVar(&f.stateDir, "state-dir", "", "state directory (config stateDir)")
+	cmd.Flags().StringVar(&f.root, "root", "", "host root directory (config root)")
+}
+
+func (f *hostFlags) load(cmd *cobra.Command) (*Config, error) {
+	return loadConfig(f.configFile, []configFlag{
+		{key: "host.name", flag: cmd.Flags().Lookup("host")},
+		{key: "stateDir", flag: cmd.Flags().Lookup("state-dir")},
+		{key: "root", flag: cmd.Flags().Lookup("root")},
+	})
+}
+
+// newLogger writes one structured line per event to stderr, which journald
+// collects with the unit.
+func newLogger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+// buildAgent wires the agent from the host configuration.
+func buildAgent(cfg *Config, log *slog.Logger, metrics *reconcile.Metrics, allowReset string) (*reconcile.Agent, error) {
+	if cfg.Repo.URL == "" {
+		return nil, errors.New("config: repo.url is not set")
+	}
+	gitOpts := []gitsource.Option{
+		gitsource.WithCacheDir(filepath.Join(cfg.StateDir, "git")),
+		gitsource.WithRef(cfg.Repo.Ref),
+	}
+	if cfg.Repo.Path != "" {
+		gitOpts = append(gitOpts, gitsource.WithSubPath(cfg.Repo.Path))
+	}
+	if cfg.Repo.AllowHTTP {
+		gitOpts = append(gitOpts, gitsource.WithAllowHTTP())
+	}
+	auth := cfg.Repo.Auth
+	if auth.PasswordFile != "" {
+		gitOpts = append(gitOpts, gitsource.WithBasicAuthFiles(auth.UsernameFile, auth.PasswordFile))
+	}
+	if auth.SSHKeyFile != "" {
+		gitOpts = append(gitOpts, gitsource.WithSSHKeyFile(auth.SSHKeyFile, auth.KnownHostsFile))
+	}
+	if auth.InsecureIgnoreHostKey {
+		gitOpts = append(gitOpts, gitsource.WithInsecureIgnoreHostKey())
+	}
+	if auth.CAFile != "" {
+		gitOpts = append(gitOpts, gitsource.WithCABundle(auth.CAFile))
+	}
+	if len(cfg.Trust.CommitKeys) > 0 {
+		keys := make([]string, 0, len(cfg.Trust.CommitKeys))
+		for _, f := range cfg.Trust.CommitKeys {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				return nil, fmt.Errorf("config trust.commitKeys: %w", err)
+			}
+			keys = append(keys, string(b))
+		}
+		gitOpts = append(gitOpts, gitsource.WithCommitKeys(keys...))
+	}
+	if allowReset == "" {
+		allowReset = cfg.Repo.AllowReset
+	}
+	if allowReset != "" {
+		gitOpts = append(gitOpts, gitsource.WithAllowReset(allowReset))
+	}
+	src, err := gitsource.New(cfg.Repo.URL, gitOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("fleet repository: %w", err)
+	}
+	reg, err := registry.New(registry.WithAuthRoot(cfg.Root), registry.WithInsecureRegistries(cfg.Registry.Insecure...))
+	if err != nil {
+		return nil, fmt.Errorf("registry client: %w", err)
+	}
+	drv, err := bootc.New(bootc.WithPath(cfg.Bootc.Path))
+	if err != nil {
+		return nil, fmt.Errorf("bootc: %w", err)
+	}
+	etcw, err := etcoverlay.New(cfg.Root, filepath.Join(cfg.StateDir, "etc"),
+		etcoverlay.WithBootIDFile(filepath.Join(cfg.Root, "proc/sys/kernel/random/boot_id")))
+	if err != nil {
+		return nil, fmt.Errorf("/etc writer: %w", err)
+	}
+	return reconcile.New(reconcile.Config{
+		Host:              cfg.Host.Name,
+		Labels:            cfg.Host.Labels,
+		StateDir:          cfg.StateDir,
+		Root:              cfg.Root,
+		RebootCommand:     cfg.Reboot.Command,
+		SigningKeys:       cfg.Trust.SigningKeys,
+		RequireSignatures: cfg.Trust.RequireSignatures,
+		AllowedRegistries: cfg.Trust.Registries,
+		AcceptBundles:     cfg.Trust.AcceptBundles,
+		GitRemote:         cfg.Repo.URL,
+		FaultPoint:        os.Getenv("BOOTSYNC_FAULT_POINT"),
+		Logger:            log,
+	}, reconcile.Deps{Source: src, Registry: reg, Bootc: drv, Etc: etcw, Metrics: metrics})
+}
+
+func newAgentCmd() *cobra.Command {
+	var hf hostFlags
+	cmd := &cobra.Command{
+		Use:   "agent",
+		Short: "Keep this host converged with the fleet repository",
+		Long: `agent runs reconcile passes: one at start, then every interval (plus jitter), and
+one at once on SIGHUP. SIGTERM stops it after the current step. Metrics are served
+on metrics.address; status.json in the state directory says what the last pass did.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := hf.load(cmd)
+			if err != nil {
+				return err
+			}
+			log := newLogger()
+			metrics := reconcile.NewMetrics()
+			agent, err := buildAgent(cfg, log, metrics, "")
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			if cfg.Metrics.Address != "" {
+				srv, err := serveMetrics(ctx, cfg.Metrics.Address, metrics)
+				if err != nil {
+					return err
+				}
+				defer srv.Close()
+				log.Info("serving metrics", "address", srv.Addr)
+			}
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
+			trigger := make(chan struct{}, 1)
+			go func() {
+				for range hup {
+					select {
+					case trigger <- struct{}{}:
+					default: // a pass is already requested
+					}
+				}
+			}()
+			log.Info("agent started", "repo", gitsource.Redact(cfg.Repo.URL), "ref", cfg.Repo.Ref, "interval", cfg.Interval)
+			err = agent.Run(ctx, cfg.Interval, cfg.Jitter, 30*time.Second, trigger)
+			log.Info("agent stopped")
+			return err
+		},
+	}
+	hf.register(cmd)
+	return cmd
+}
+
+func serveMetrics(ctx context.Context, addr string, m *reconcile.Metrics) (*http.Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics listener %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
+	srv := &http.Server{Addr: ln.Addr().String(), Handler: mux, ReadHeaderTimeout: 10 * time.Second,
+		BaseContext: func(net.Listener) context.Context { return ctx }}
+	go func() { _ = srv.Serve(ln) }()
+	return srv, nil
+}
+
+func newReconcileCmd() *cobra.Command {
+	var (
+		hf         hostFlags
+		dryRun     bool
+		allowReset string
+	)
+	cmd := &cobra.Command{
+		Use:   "reconcile",
+		Short: "Run one reconcile pass now",
+		Long: `reconcile runs one pass: fetch the fleet repository, resolve this host's spec,
+check the image policy, and converge /etc and the booted image as the update policy
+allows. --dry-run prints the plan and changes nothing. --allow-reset accepts one
+commit that does not descend from the last applied one (after a deliberate history
+rewrite); without it such a commit is refused.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := hf.load(cmd)
+			if err != nil {
+				return err
+			}
+			agent, err := buildAgent(cfg, newLogger(), nil, allowReset)
+			if err != nil {
+				return err
+			}
+			res, err := agent.Pass(cmd.Context(), reconcile.PassOptions{DryRun: dryRun})
+			if res != nil && res.Plan.State != "" {
+				printPlan(cmd.OutOrStdout(), res, false)
+			}
+			return err
+		},
+	}
+	hf.register(cmd)
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "plan and report, change nothing")
+	cmd.Flags().StringVar(&allowReset, "allow-reset", "", "accept this commit even if it rewrites history (one-off)")
+	return cmd
+}
+
+func newPlanCmd() *cobra.Command {
+	var (
+		hf     hostFlags
+		output string
+	)
+	cmd := &cobra.Command{
+		Use:   "plan",
+		Short: "Show what a pass would do on this host, changing nothing",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if output != "text" && output != "json" {
+				return fmt.Errorf("--output %q: want text or json", output)
+			}
+			cfg, err := hf.load(cmd)
+			if err != nil {
+				return err
+			}
+			agent, err := buildAgent(cfg, slog.New(slog.DiscardHandler), nil, "")
+			if err != nil {
+				return err
+			}
+			res, err := agent.Pass(cmd.Context(), reconcile.PassOptions{DryRun: true})
+			if err != nil {
+				return err
+			}
+			if output == "json" {
+				return writeJSON(cmd.OutOrStdout(), planJSON(res))
+			}
+			printPlan(cmd.OutOrStdout(), res, true)
+			return nil
+		},
+	}
+	hf.register(cmd)
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	return cmd
+}

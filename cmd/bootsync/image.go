@@ -1,0 +1,108 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/bootsync/bootsync/policy"
+	"github.com/bootsync/bootsync/registry"
+)
+
+func newImageCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "image",
+		Short: "Check OS images the way a host does",
+	}
+	cmd.AddCommand(newImageVerifyCmd())
+	return cmd
+}
+
+func newImageVerifyCmd() *cobra.Command {
+	var (
+		keys       []string
+		configFile string
+		repoDir    string
+		insecure   []string
+		noBundles  bool
+	)
+	cmd := &cobra.Command{
+		Use:   "verify REF",
+		Short: "Resolve an image and verify it with the policy a host applies",
+		Long: `verify resolves REF (a tag once, or a digest), then applies the host's image policy
+from its config (trust.signingKeys, trust.requireSignatures, trust.registries,
+registry.insecure) and, with --repo, the fleet's policy and bootsync.lock: the
+registry allow-lists first, then a signature for exactly that digest by a trusted
+key (cosign's tag-based format, or a cosign v3 Sigstore bundle). It prints the
+digest, the key that matched and the verdict. --key adds trusted keys and makes
+signatures required.
+
+Exit status: 0 accepted, 1 refused (the reason is printed: no-signature,
+bad-signature, wrong-digest, wrong-identity, registry-not-allowed,
+malformed-signature), 2 on trouble (e.g. the registry cannot be reached).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			ref := args[0]
+			out := cmd.OutOrStdout()
+			cfg, err := loadConfig(configFile, nil)
+			if err != nil {
+				return &exitError{code: 2, err: err}
+			}
+			opts := []policy.Option{
+				policy.WithKeyFiles(append(append([]string(nil), cfg.Trust.SigningKeys...), keys...)...),
+				policy.WithRequireSignatures(cfg.Trust.RequireSignatures || len(keys) > 0),
+				policy.WithAllowedRegistries(cfg.Trust.Registries...),
+				policy.WithBundles(!noBundles),
+			}
+			pinned := ""
+			if repoDir != "" {
+				rf := repoFlags{repo: repoDir}
+				r, err := rf.openRevision(ctx, "")
+				if err != nil {
+					return &exitError{code: 2, err: err}
+				}
+				if f := r.Repo.Fleet(); f != nil {
+					opts = append(opts, policy.WithFleetPolicy(f.Policy.Registries, f.Policy.RequireSignatures))
+				}
+				if l := r.Repo.Lock(); l != nil && !registry.IsDigestReference(ref) {
+					pinned = l.Images[ref]
+				}
+			}
+			v, err := policy.NewVerifier(opts...)
+			if err != nil {
+				return &exitError{code: 2, err: err}
+			}
+			clientOpts := []registry.Option{registry.WithInsecureRegistries(append(append([]string(nil), cfg.Registry.Insecure...), insecure...)...)}
+			if cfg.Root != "" {
+				clientOpts = append(clientOpts, registry.WithAuthRoot(cfg.Root))
+			}
+			client, err := registry.New(clientOpts...)
+			if err != nil {
+				return &exitError{code: 2, err: err}
+			}
+			verdict, err := v.ResolveAndVerify(ctx, client, ref, pinned)
+			var refused *policy.RefusedError
+			switch {
+			case errors.As(err, &refused):
+				fmt.Fprintf(out, "image:    %s\n", refused.Ref)
+				fmt.Fprintf(out, "verdict:  refused\nreason:   %s\ndetail:   %s\n", refused.Reason, refused.Detail)
+				return &exitError{code: 1}
+			case err != nil:
+				return &exitError{code: 2, err: err}
+			}
+			if pinned != "" {
+				fmt.Fprintf(out, "locked:   %s (bootsync.lock)\n", pinned)
+			}
+			fmt.Fprint(out, verdict.String())
+			return nil
+		},
+	}
+	cmd.Flags().StringArrayVar(&keys, "key", nil, "trusted PEM public key (cosign.pub); repeatable; makes signatures required")
+	cmd.Flags().StringVar(&configFile, "config", "", "host config file (default /etc/bootsync/config.yaml)")
+	cmd.Flags().StringVar(&repoDir, "repo", "", "fleet repository whose policy and bootsync.lock apply too")
+	cmd.Flags().StringSliceVar(&insecure, "insecure-registry", nil, "registry host:port reached over plain HTTP (test registries only)")
+	cmd.Flags().BoolVar(&noBundles, "no-bundles", false, "accept only tag-based signatures, the format bootc's own policy can check")
+	return cmd
+}
