@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"io/fs"
 
+	"github.com/go-git/go-billy/v5"
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/cache"
 	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/storage/filesystem"
 )
 
 // Local is a Git repository on local disk (a working copy or a bare
@@ -34,6 +37,20 @@ func OpenLocal(ctx context.Context, dir string) (*Local, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open git repository %s: %w", dir, err)
 	}
+	// Reopen the object store keeping pack files open: reading a revision
+	// of a large fleet reads thousands of objects, and go-git otherwise
+	// opens (and resolves the path of) the pack file for every one.
+	if st, ok := repo.Storer.(*filesystem.Storage); ok {
+		kept := filesystem.NewStorageWithOptions(st.Filesystem(), cache.NewObjectLRUDefault(),
+			filesystem.Options{MaxOpenDescriptors: 16})
+		var wt billy.Filesystem
+		if w, err := repo.Worktree(); err == nil {
+			wt = w.Filesystem
+		}
+		if repo, err = git.Open(kept, wt); err != nil {
+			return nil, fmt.Errorf("open git repository %s: %w", dir, err)
+		}
+	}
 	return &Local{dir: dir, repo: repo}, nil
 }
 
@@ -46,7 +63,9 @@ func (l *Local) Revision(ctx context.Context, rev string) (*Revision, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	unlock := lockStore(l.repo.Storer)
 	h, err := l.repo.ResolveRevision(plumbing.Revision(rev))
+	unlock()
 	if err != nil {
 		return nil, fmt.Errorf("resolve revision %q in %s: %w", rev, l.dir, err)
 	}
@@ -55,7 +74,9 @@ func (l *Local) Revision(ctx context.Context, rev string) (*Revision, error) {
 
 // CommitRevision returns the tree of commit id in repo.
 func CommitRevision(repo *git.Repository, id plumbing.Hash) (*Revision, error) {
+	unlock := lockStore(repo.Storer)
 	c, err := repo.CommitObject(id)
+	unlock()
 	if err != nil {
 		if errors.Is(err, plumbing.ErrObjectNotFound) {
 			return nil, fmt.Errorf("commit %s: %w", id, fs.ErrNotExist)

@@ -8,6 +8,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
@@ -32,6 +33,10 @@ type TreeFS struct {
 	objects storer.EncodedObjectStorer
 	root    *object.Tree
 	modTime time.Time
+	// trees caches decoded trees by hash. Trees are immutable, and a
+	// decoded tree keeps its name index, so a lookup in a directory of
+	// 10,000 host files is a map access instead of a decode and a scan.
+	trees *sync.Map // plumbing.Hash → *object.Tree
 }
 
 var (
@@ -45,11 +50,14 @@ var (
 // NewTreeFS returns the tree of commit as a file system. All entries report
 // the committer time as their modification time.
 func NewTreeFS(objects storer.EncodedObjectStorer, commit *object.Commit) (*TreeFS, error) {
+	unlock := lockStore(objects)
 	root, err := object.GetTree(objects, commit.TreeHash)
+	unlock()
 	if err != nil {
 		return nil, fmt.Errorf("read tree of commit %s: %w", commit.Hash, err)
 	}
-	return &TreeFS{objects: objects, root: root, modTime: commit.Committer.When}, nil
+	indexTree(root)
+	return &TreeFS{objects: objects, root: root, modTime: commit.Committer.When, trees: &sync.Map{}}, nil
 }
 
 // treeNode is a resolved path: a directory (tree != nil) or a leaf entry.
@@ -88,7 +96,7 @@ func (f *TreeFS) walk(name string, followLast bool, hops int) (treeNode, error) 
 		last := i == len(parts)-1
 		switch {
 		case e.Mode == filemode.Dir:
-			t, err := object.GetTree(f.objects, e.Hash)
+			t, err := f.tree(e.Hash)
 			if err != nil {
 				return treeNode{}, fmt.Errorf("read tree %s: %w", full, err)
 			}
@@ -117,7 +125,39 @@ func (f *TreeFS) walk(name string, followLast bool, hops int) (treeNode, error) 
 	return cur, nil
 }
 
+// storeLocks serializes reads of each object store: go-git's filesystem
+// storage shares packfile handles and caches between readers without
+// synchronization, and concurrent reads fail with "object not found".
+var storeLocks sync.Map // storer.EncodedObjectStorer → *sync.Mutex
+
+func lockStore(s storer.EncodedObjectStorer) func() {
+	m, _ := storeLocks.LoadOrStore(s, &sync.Mutex{})
+	mu := m.(*sync.Mutex)
+	mu.Lock()
+	return mu.Unlock
+}
+
+func (f *TreeFS) tree(h plumbing.Hash) (*object.Tree, error) {
+	if t, ok := f.trees.Load(h); ok {
+		return t.(*object.Tree), nil
+	}
+	unlock := lockStore(f.objects)
+	t, err := object.GetTree(f.objects, h)
+	unlock()
+	if err != nil {
+		return nil, err
+	}
+	indexTree(t)
+	actual, _ := f.trees.LoadOrStore(h, t)
+	return actual.(*object.Tree), nil
+}
+
+// indexTree builds a tree's lazy name index before the tree is shared
+// between goroutines: go-git builds it on first lookup, unsynchronized.
+func indexTree(t *object.Tree) { _, _ = t.FindEntry(".bootsync-index") }
+
 func (f *TreeFS) readBlob(h plumbing.Hash) ([]byte, error) {
+	defer lockStore(f.objects)()
 	b, err := object.GetBlob(f.objects, h)
 	if err != nil {
 		return nil, fmt.Errorf("read blob %s: %w", h, err)
@@ -140,7 +180,9 @@ func (f *TreeFS) info(n treeNode) (fs.FileInfo, error) {
 		fi.mode = fs.ModeDir | 0o755
 		return fi, nil
 	}
+	unlock := lockStore(f.objects)
 	size, err := f.objects.EncodedObjectSize(n.entry.Hash)
+	unlock()
 	if err != nil {
 		return nil, fmt.Errorf("size of %s: %w", n.name, err)
 	}
@@ -291,7 +333,7 @@ func (e treeDirEntry) Type() fs.FileMode {
 func (e treeDirEntry) Info() (fs.FileInfo, error) {
 	n := e.node
 	if n.entry.Mode == filemode.Dir {
-		t, err := object.GetTree(e.fs.objects, n.entry.Hash)
+		t, err := e.fs.tree(n.entry.Hash)
 		if err != nil {
 			return nil, err
 		}
@@ -343,4 +385,19 @@ func (d *treeDir) ReadDir(n int) ([]fs.DirEntry, error) {
 	out := d.pending[:k]
 	d.pending = d.pending[k:]
 	return out, nil
+}
+
+// Subtree returns the directory dir of the tree as a TreeFS of its own
+// (following symbolic links inside the tree to find it). Unlike fs.Sub, links
+// inside the result are resolved against the new root, so a link that leaves
+// dir fails with ErrSymlinkEscapes: dir is all the caller sees.
+func (f *TreeFS) Subtree(dir string) (*TreeFS, error) {
+	n, err := f.resolve("open", dir, true)
+	if err != nil {
+		return nil, err
+	}
+	if n.tree == nil {
+		return nil, &fs.PathError{Op: "open", Path: dir, Err: errors.New("not a directory")}
+	}
+	return &TreeFS{objects: f.objects, root: n.tree, modTime: f.modTime, trees: f.trees}, nil
 }

@@ -3,10 +3,12 @@ package gitsource
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"testing"
 	"testing/fstest"
 )
@@ -100,5 +102,47 @@ func TestTreeFSReadsCommitWithoutWorktree(t *testing.T) {
 	}
 	if err := fstest.TestFS(sub, "chrony.conf", "sub/a.conf"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Readers in many goroutines (hostspec decodes files in parallel; diff loads
+// two revisions at once) share one object store.
+func TestTreeFSConcurrentReaders(t *testing.T) {
+	dir := t.TempDir()
+	gitRun(t, dir, "init", "-q", "-b", "main")
+	for i := range 300 {
+		writeFile(t, filepath.Join(dir, "hosts", fmt.Sprintf("h%03d.yaml", i)), fmt.Sprintf("name: h%03d\n", i))
+	}
+	gitRun(t, dir, "add", "-A")
+	gitRun(t, dir, "commit", "-q", "-m", "one")
+	writeFile(t, filepath.Join(dir, "hosts", "h000.yaml"), "changed\n")
+	gitRun(t, dir, "commit", "-q", "-am", "two")
+	gitRun(t, dir, "gc", "-q") // packed objects, as in a clone
+	l, err := OpenLocal(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 8*300)
+	for _, rev := range []string{"HEAD", "HEAD~1"} {
+		r, err := l.Revision(context.Background(), rev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for w := range 4 {
+			wg.Go(func() {
+				for i := w; i < 300; i += 4 {
+					name := fmt.Sprintf("hosts/h%03d.yaml", i)
+					if _, err := fs.ReadFile(r.FS, name); err != nil {
+						errs <- fmt.Errorf("%s %s: %w", rev, name, err)
+					}
+				}
+			})
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }

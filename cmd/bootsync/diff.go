@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"sync"
 
 	"github.com/spf13/cobra"
 
@@ -46,13 +47,20 @@ changes and --exit-code is given, 2 on trouble (as diff(1)).`,
 				}
 				return &exitError{code: 2, err: err}
 			}
-			b, err := rf.openRevision(ctx, base)
-			if err != nil {
-				return trouble(err)
+			// Both revisions load at once: each is a full decode of the repo.
+			var (
+				b, h       *fleetRevision
+				berr, herr error
+				wg         sync.WaitGroup
+			)
+			wg.Go(func() { b, berr = rf.openRevision(ctx, base) })
+			wg.Go(func() { h, herr = rf.openRevision(ctx, head) })
+			wg.Wait()
+			if berr != nil {
+				return trouble(berr)
 			}
-			h, err := rf.openRevision(ctx, head)
-			if err != nil {
-				return trouble(err)
+			if herr != nil {
+				return trouble(herr)
 			}
 			rep, err := fleetdiff.Compare(ctx,
 				fleetdiff.Revision{Name: b.Name, Repo: b.Repo, FS: b.FS},

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"reflect"
 	"runtime"
 	"slices"
 	"strings"
@@ -135,18 +136,13 @@ func Compare(ctx context.Context, base, head Revision, opts Options) (*Report, e
 		}
 	}
 	names := unionHosts(base.Repo.HostNames(), head.Repo.HostNames(), opts.HostGlob)
-	baseSpecs, err := resolveAll(ctx, base.Repo, names, opts.Workers)
+	changes, err := compareAll(ctx, base, head, names, opts.Workers)
 	if err != nil {
-		return nil, fmt.Errorf("render hosts at %s: %w", base.Name, err)
-	}
-	headSpecs, err := resolveAll(ctx, head.Repo, names, opts.Workers)
-	if err != nil {
-		return nil, fmt.Errorf("render hosts at %s: %w", head.Name, err)
+		return nil, err
 	}
 	rep := &Report{Schema: SchemaVersion, Base: base.Name, Head: head.Name, Hosts: []HostChange{}}
 	rep.Summary.Total = len(names)
-	for i, name := range names {
-		hc := compareHost(name, baseSpecs[i], headSpecs[i])
+	for _, hc := range changes {
 		if hc == nil {
 			rep.Summary.Unchanged++
 			continue
@@ -193,30 +189,33 @@ func unionHosts(a, b []string, glob string) []string {
 	return out
 }
 
-// resolveAll renders the declared hosts among names; undeclared ones stay nil.
-func resolveAll(ctx context.Context, repo *hostspec.Repo, names []string, workers int) ([]*hostspec.HostSpec, error) {
-	declared := make(map[string]bool)
-	for _, n := range repo.HostNames() {
-		declared[n] = true
+// compareAll renders every host at both revisions and compares it at
+// once, so that only the changes are kept: memory stays proportional to
+// what changed, not to the fleet.
+func compareAll(ctx context.Context, base, head Revision, names []string, workers int) ([]*HostChange, error) {
+	declared := func(repo *hostspec.Repo) map[string]bool {
+		m := make(map[string]bool)
+		for _, n := range repo.HostNames() {
+			m[n] = true
+		}
+		return m
 	}
+	inBase, inHead := declared(base.Repo), declared(head.Repo)
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
-	out := make([]*hostspec.HostSpec, len(names))
+	out := make([]*HostChange, len(names))
 	errs := make([]error, len(names))
 	var wg sync.WaitGroup
 	next := make(chan int)
 	for range workers {
 		wg.Go(func() {
 			for i := range next {
-				out[i], errs[i] = repo.Resolve(ctx, names[i], nil)
+				out[i], errs[i] = compareOne(ctx, base, head, names[i], inBase[names[i]], inHead[names[i]])
 			}
 		})
 	}
-	for i, n := range names {
-		if !declared[n] {
-			continue
-		}
+	for i := range names {
 		if ctx.Err() != nil {
 			break
 		}
@@ -227,12 +226,28 @@ func resolveAll(ctx context.Context, repo *hostspec.Repo, names []string, worker
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	for i, err := range errs {
+	for _, err := range errs {
 		if err != nil {
-			return nil, fmt.Errorf("host %s: %w", names[i], err)
+			return nil, err
 		}
 	}
 	return out, nil
+}
+
+func compareOne(ctx context.Context, base, head Revision, name string, inBase, inHead bool) (*HostChange, error) {
+	var b, h *hostspec.HostSpec
+	var err error
+	if inBase {
+		if b, err = base.Repo.Resolve(ctx, name, nil); err != nil {
+			return nil, fmt.Errorf("render host %s at %s: %w", name, base.Name, err)
+		}
+	}
+	if inHead {
+		if h, err = head.Repo.Resolve(ctx, name, nil); err != nil {
+			return nil, fmt.Errorf("render host %s at %s: %w", name, head.Name, err)
+		}
+	}
+	return compareHost(name, b, h), nil
 }
 
 func compareHost(name string, base, head *hostspec.HostSpec) *HostChange {
@@ -257,7 +272,7 @@ func compareHost(name string, base, head *hostspec.HostSpec) *HostChange {
 		hc.Image = ic
 	}
 	hc.Files = compareFiles(etcOf(base), etcOf(head))
-	if hc.Status == StatusModified {
+	if hc.Status == StatusModified && !sameSettings(base, head) {
 		// An added or removed host changes in every setting; listing them
 		// all would bury the image and files.
 		hc.Settings = compareSettings(settingsOf(base), settingsOf(head))
@@ -269,12 +284,16 @@ func compareHost(name string, base, head *hostspec.HostSpec) *HostChange {
 }
 
 func compareImage(base, head *hostspec.HostSpec) *ImageChange {
+	// Copies, not pointers into the specs: a report must not keep every
+	// rendered spec alive.
 	var b, h *hostspec.Image
 	if base != nil {
-		b = &base.Image
+		img := base.Image
+		b = &img
 	}
 	if head != nil {
-		h = &head.Image
+		img := head.Image
+		h = &img
 	}
 	if b != nil && h != nil && b.Ref == h.Ref && b.Digest == h.Digest {
 		return nil
@@ -395,6 +414,22 @@ func splitLines(b []byte) []string {
 
 // isText reports whether content can be shown as a line diff.
 func isText(b []byte) bool { return utf8.Valid(b) && !bytes.ContainsRune(b, 0) }
+
+// sameSettings is the fast check that spares rendering settings as text
+// for the hosts (nearly all, in a typical PR) whose settings did not change.
+func sameSettings(a, b *hostspec.HostSpec) bool {
+	if !reflect.DeepEqual(a.Update, b.Update) || !reflect.DeepEqual(a.Policy, b.Policy) || len(a.Health) != len(b.Health) {
+		return false
+	}
+	for i := range a.Health {
+		x, y := a.Health[i], b.Health[i]
+		x.Source, y.Source = hostspec.Source{}, hostspec.Source{}
+		if !reflect.DeepEqual(x, y) {
+			return false
+		}
+	}
+	return true
+}
 
 // settingsOf flattens the non-/etc parts of a spec to comparable strings.
 func settingsOf(s *hostspec.HostSpec) map[string]string {

@@ -1,0 +1,224 @@
+package hostspec
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"strings"
+)
+
+// errSymlinkEscapes is the cause when a path of the repository goes through
+// a symbolic link that points outside the repository.
+var errSymlinkEscapes = errors.New("symbolic link points outside the repository")
+
+const maxSymlinkHops = 40
+
+// repoFS reads a fleet repository without ever leaving it. os.DirFS follows
+// symbolic links anywhere, so a link committed as files/x -> /etc/shadow
+// would leak the machine's files into a host's /etc; every path is
+// therefore resolved component by component with Lstat and ReadLink
+// (io/fs.ReadLinkFS, implemented by os.DirFS and gitsource.TreeFS), and
+// links that leave the repository are refused. Results are cached: Load
+// asks for the same directories and files many times.
+type repoFS struct {
+	fsys     fs.FS
+	resolved map[string]realEntry
+	data     map[string][]byte
+}
+
+// realEntry is a path with every symbolic link resolved.
+type realEntry struct {
+	path string
+	mode fs.FileMode // from Lstat of the resolved path
+	// typeOnly is set when mode holds only the type bits (from a directory
+	// listing); permissions need a Stat.
+	typeOnly bool
+}
+
+// listed records a directory entry that is not a symbolic link: its real
+// path is its parent's plus its name, and a later lookup need not ask the
+// file system again (for a Git tree every lookup walks from the root).
+func (r *repoFS) listed(name string, parent realEntry, de fs.DirEntry) realEntry {
+	if e, ok := r.resolved[name]; ok {
+		return e
+	}
+	e := realEntry{path: path.Join(parent.path, de.Name()), mode: de.Type(), typeOnly: true}
+	r.resolved[name] = e
+	return e
+}
+
+// perm returns the permission bits of a resolved regular file.
+func (r *repoFS) perm(e realEntry) (fs.FileMode, error) {
+	if !e.typeOnly {
+		return e.mode.Perm(), nil
+	}
+	fi, err := fs.Lstat(r.fsys, e.path)
+	if err != nil {
+		return 0, err
+	}
+	return fi.Mode().Perm(), nil
+}
+
+func newRepoFS(fsys fs.FS) *repoFS {
+	return &repoFS{fsys: fsys, resolved: map[string]realEntry{".": {path: ".", mode: fs.ModeDir}}, data: map[string][]byte{}}
+}
+
+// symlinkError says which link leaves the repository.
+type symlinkError struct {
+	link, target string
+}
+
+func (e *symlinkError) Error() string {
+	return fmt.Sprintf("%s -> %s: %v", e.link, e.target, errSymlinkEscapes)
+}
+
+func (e *symlinkError) Unwrap() error { return errSymlinkEscapes }
+
+// real resolves name (a valid fs path) to a path without symbolic links.
+func (r *repoFS) real(name string) (realEntry, error) {
+	return r.realHops(name, 0)
+}
+
+func (r *repoFS) realHops(name string, hops int) (realEntry, error) {
+	if e, ok := r.resolved[name]; ok {
+		return e, nil
+	}
+	parent := realEntry{path: ".", mode: fs.ModeDir}
+	if dir := path.Dir(name); dir != "." {
+		var err error
+		if parent, err = r.realHops(dir, hops); err != nil {
+			return realEntry{}, err
+		}
+	}
+	if !parent.mode.IsDir() {
+		return realEntry{}, &fs.PathError{Op: "open", Path: name, Err: fmt.Errorf("%s is not a directory: %w", path.Dir(name), fs.ErrNotExist)}
+	}
+	p := path.Join(parent.path, path.Base(name))
+	fi, err := fs.Lstat(r.fsys, p)
+	if err != nil {
+		return realEntry{}, err
+	}
+	e := realEntry{path: p, mode: fi.Mode()}
+	if fi.Mode()&fs.ModeSymlink != 0 {
+		if hops >= maxSymlinkHops {
+			return realEntry{}, &fs.PathError{Op: "open", Path: name, Err: errors.New("too many levels of symbolic links")}
+		}
+		target, err := fs.ReadLink(r.fsys, p)
+		if err != nil {
+			return realEntry{}, err
+		}
+		joined := path.Join(parent.path, target)
+		if path.IsAbs(target) || joined == ".." || strings.HasPrefix(joined, "../") {
+			return realEntry{}, &symlinkError{link: p, target: target}
+		}
+		if joined == "." {
+			e = realEntry{path: ".", mode: fs.ModeDir}
+		} else if e, err = r.realHops(joined, hops+1); err != nil {
+			return realEntry{}, err
+		}
+	}
+	r.resolved[name] = e
+	return e, nil
+}
+
+// readFile reads a regular file of the repository.
+func (r *repoFS) readFile(name string) ([]byte, realEntry, error) {
+	e, err := r.real(name)
+	if err != nil {
+		return nil, e, err
+	}
+	if !e.mode.IsRegular() {
+		return nil, e, &fs.PathError{Op: "read", Path: name, Err: fmt.Errorf("not a regular file (%s)", describeMode(e.mode))}
+	}
+	if b, ok := r.data[e.path]; ok {
+		return b, e, nil
+	}
+	b, err := fs.ReadFile(r.fsys, e.path)
+	if err != nil {
+		return nil, e, err
+	}
+	r.data[e.path] = b
+	return b, e, nil
+}
+
+func describeMode(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&fs.ModeSymlink != 0:
+		return "a symbolic link"
+	case m.IsRegular():
+		return "a file"
+	}
+	return "a special file"
+}
+
+// repoFile is a regular file found under a directory.
+type repoFile struct {
+	rel  string // path below the directory walked, with the names as listed
+	real realEntry
+}
+
+// walkFiles lists the regular files under dir (recursively, in name
+// order), resolving symbolic links inside the repository. A link to a
+// directory is refused rather than followed: it could loop, and the tree a
+// reviewer sees should be the tree that is copied.
+func (r *repoFS) walkFiles(dir string) ([]repoFile, error) {
+	var out []repoFile
+	var walk func(rel string) error
+	walk = func(rel string) error {
+		full := dir
+		if rel != "" {
+			full = path.Join(dir, rel)
+		}
+		e, err := r.real(full)
+		if err != nil {
+			return err
+		}
+		entries, err := fs.ReadDir(r.fsys, e.path)
+		if err != nil {
+			return err
+		}
+		for _, de := range entries {
+			childRel := path.Join(rel, de.Name())
+			childFull := path.Join(dir, childRel)
+			var ce realEntry
+			if de.Type()&fs.ModeSymlink == 0 {
+				ce = r.listed(childFull, e, de)
+			} else if ce, err = r.real(childFull); err != nil {
+				return err
+			}
+			switch {
+			case ce.mode.IsDir() && de.Type()&fs.ModeSymlink != 0:
+				return &fs.PathError{Op: "walk", Path: childFull, Err: errors.New("is a symbolic link to a directory; links to directories are not followed")}
+			case ce.mode.IsDir():
+				if err := walk(childRel); err != nil {
+					return err
+				}
+			case ce.mode.IsRegular():
+				out = append(out, repoFile{rel: childRel, real: ce})
+			default:
+				return &fs.PathError{Op: "walk", Path: childFull, Err: fmt.Errorf("not a regular file (%s)", describeMode(ce.mode))}
+			}
+		}
+		return nil
+	}
+	return out, walk("")
+}
+
+// problem turns a file-system error into a message for users.
+func problem(err error) string {
+	var se *symlinkError
+	switch {
+	case errors.As(err, &se):
+		return se.Error()
+	case errors.Is(err, fs.ErrNotExist):
+		return "no such file or directory in the repository"
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	return err.Error()
+}

@@ -1,0 +1,507 @@
+package hostspec
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"maps"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+)
+
+// mergedState is the fleet and a set of groups merged: the part of a
+// host's spec that many hosts share. It is cached by the Repo and never
+// changes once built; a host's own layer is laid over it in finalize
+// without copying it.
+type mergedState struct {
+	groups []string
+	image  opt[imageRef]
+	vars   *varNode
+	etc    map[string]*etcItem
+	health map[string]healthState
+	update updatePatch
+
+	// Filled in when the state is complete, for finalize.
+	etcSorted   []*etcItem // by path
+	healthNames []string   // sorted
+
+	// rendered caches the output of templates that read nothing but vars
+	// of this state (see templateDeps): *tmpl -> rendered.
+	rendered sync.Map
+}
+
+// renderSharing can be turned off by tests, to compare shared rendering
+// with rendering every host.
+var renderSharing = true
+
+type rendered struct {
+	content []byte
+	sha     string
+}
+
+// render renders t for one host, reusing the output rendered for another
+// host of this state when the template cannot tell the two apart. Shared
+// output is read-only, like static file content.
+func (s *mergedState) render(t *tmpl, hostVars *varNode, data *templateData) ([]byte, string, *Error) {
+	shared := renderSharing && t.deps.sharedWith(hostVars)
+	if shared {
+		if v, ok := s.rendered.Load(t); ok {
+			r := v.(*rendered)
+			return r.content, r.sha, nil
+		}
+	}
+	out, err := t.render(data)
+	if err != nil {
+		return nil, "", err
+	}
+	sha := sha256Hex(out)
+	if shared {
+		s.rendered.Store(t, &rendered{content: out, sha: sha})
+	}
+	return out, sha, nil
+}
+
+// healthState is one health check merged field by field.
+type healthState struct {
+	keys *healthKeys
+	// src is where the check's type was last set (where it is defined),
+	// or its first mention when no layer sets a type.
+	src      Source
+	systemd  opt[string]
+	http     opt[string]
+	tcp      opt[string]
+	command  opt[[]string]
+	expect   opt[string]
+	timeout  opt[Duration]
+	interval opt[Duration]
+	retries  opt[int]
+	required opt[bool]
+	disabled opt[bool]
+}
+
+// apply lays one health patch over the check (a zero state when the check
+// is new).
+func (st *healthState) apply(p *healthPatch, exists bool) {
+	if !exists {
+		st.src, st.keys = p.src, p.keys
+	}
+	if p.systemd.set || p.http.set || p.tcp.set || p.command.set {
+		// A new type replaces the old one; expect only survives while the
+		// check stays an http check.
+		st.systemd, st.http, st.tcp, st.command = p.systemd, p.http, p.tcp, p.command
+		if !p.http.set {
+			st.expect = opt[string]{}
+		}
+		st.src = p.src
+	}
+	setIf(&st.expect, p.expect)
+	setIf(&st.timeout, p.timeout)
+	setIf(&st.interval, p.interval)
+	setIf(&st.retries, p.retries)
+	setIf(&st.required, p.required)
+	setIf(&st.disabled, p.disabled)
+}
+
+// apply lays one layer over the state being built: scalars and lists are
+// replaced, vars and update merge key by key, etc entries by path and
+// health checks by name, field by field.
+func (s *mergedState) apply(l *layer) {
+	if l.image.set {
+		s.image = l.image
+	}
+	s.vars = mergeVars(s.vars, l.vars)
+	for _, it := range l.etc {
+		s.etc[it.path] = it
+	}
+	for _, p := range l.health {
+		st, exists := s.health[p.name]
+		st.apply(p, exists)
+		s.health[p.name] = st
+	}
+	s.update.apply(&l.update)
+}
+
+func setIf[T any](dst *opt[T], src opt[T]) {
+	if src.set {
+		*dst = src
+	}
+}
+
+// base returns the fleet and the given groups merged, from the cache when
+// another host matched the same groups before.
+func (r *Repo) base(idx []int) *mergedState {
+	key := make([]byte, 0, 2*len(idx))
+	for _, i := range idx {
+		key = binary.AppendUvarint(key, uint64(i))
+	}
+	r.basesMu.RLock()
+	b := r.bases[string(key)]
+	r.basesMu.RUnlock()
+	if b != nil {
+		return b
+	}
+	b = &mergedState{etc: map[string]*etcItem{}, health: map[string]healthState{}}
+	b.apply(r.fleet.layer)
+	for _, i := range idx {
+		b.apply(r.groups[i].layer)
+		b.groups = append(b.groups, r.groups[i].Name)
+	}
+	b.etcSorted = make([]*etcItem, 0, len(b.etc))
+	for _, it := range b.etc {
+		b.etcSorted = append(b.etcSorted, it)
+	}
+	slices.SortFunc(b.etcSorted, func(x, y *etcItem) int { return strings.Compare(x.path, y.path) })
+	b.healthNames = slices.Sorted(maps.Keys(b.health))
+	r.basesMu.Lock()
+	if prev := r.bases[string(key)]; prev != nil {
+		b = prev
+	} else {
+		r.bases[string(key)] = b
+	}
+	r.basesMu.Unlock()
+	return b
+}
+
+// Resolve computes the desired state of one host: fleet.yaml, then every
+// matching group (ascending priority, ties by name), then hosts/<host>.yaml
+// when it exists, with templates rendered. A host without a file gets the
+// fleet and the groups its name, labels and bucket select. extraLabels come
+// from the host's local configuration; labels in the host's file win.
+//
+// Problems that only show for this host (a template failing, no image, an
+// update policy that cannot work) are returned as an ErrorList.
+//
+// Content of files that are not templates is shared between HostSpecs of
+// the same Repo: treat EtcFile.Content as read-only.
+func (r *Repo) Resolve(ctx context.Context, host string, extraLabels map[string]string) (*HostSpec, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("resolve host %s: %w", host, err)
+	}
+	if msg := checkName(host); msg != "" {
+		return nil, fmt.Errorf("resolve host: %s", msg)
+	}
+	h, declared := r.hosts[host]
+	labels := make(map[string]string, len(extraLabels)+4)
+	maps.Copy(labels, extraLabels)
+	hl, file := emptyLayer, FleetFile
+	if declared {
+		maps.Copy(labels, h.Labels)
+		hl, file = h.layer, h.Source.File
+	}
+	bucket := Bucket(host)
+	base := r.base(r.matchGroups(host, labels, bucket))
+	spec, errs := r.finalize(host, file, labels, bucket, base, hl)
+	if len(errs) > 0 {
+		return nil, errs.err()
+	}
+	return spec, nil
+}
+
+var emptyLayer = &layer{}
+
+// finalize lays the host's own layer over the shared base and turns the
+// result into a HostSpec: defaults, checks across layers, rendering and
+// provenance.
+func (r *Repo) finalize(host, file string, labels map[string]string, bucket int, base *mergedState, hl *layer) (*HostSpec, ErrorList) {
+	var errs ErrorList
+	fail := func(src Source, field, format string, args ...any) {
+		f := src.File
+		if f == "" {
+			f = file
+		}
+		errs = append(errs, &Error{File: f, Line: src.Line, Column: src.Column, Field: field, Host: host, Msg: fmt.Sprintf(format, args...)})
+	}
+	prov := make(map[string]Source, 24+len(base.etcSorted)+len(hl.etc)+6*len(base.healthNames))
+	spec := &HostSpec{
+		Host:       host,
+		Labels:     labels,
+		Bucket:     bucket,
+		Revision:   r.revision,
+		Groups:     append([]string{}, base.groups...),
+		Provenance: prov,
+	}
+
+	// Image.
+	image := base.image
+	if hl.image.set {
+		image = hl.image
+	}
+	if !image.set {
+		fail(Source{}, "spec.image", "no image: set spec.image in %s, in a group that selects this host, or in its own file", FleetFile)
+	} else {
+		img := image.v
+		spec.Image = Image{Ref: img.ref, Digest: img.digest, Source: image.src}
+		prov["image"] = image.src
+		if img.digest == "" && r.lock != nil {
+			if dg, ok := r.lock.Images[img.ref]; ok {
+				spec.Image.Digest, spec.Image.Locked = dg, true
+				prov["image.digest"] = r.lock.sources[img.ref]
+			}
+		}
+	}
+
+	// Vars.
+	spec.Vars = flattenVars(base.vars, hl.vars, prov)
+
+	// /etc: the base's entries and the host's, both sorted by path, with
+	// the host's entry winning for the same path.
+	items := mergeSorted(base.etcSorted, hl.etc)
+	data := &templateData{Host: templateHost{Name: host, Labels: labels, Bucket: bucket}, Vars: spec.Vars}
+	spec.Etc = make([]EtcFile, 0, len(items))
+	for _, it := range items {
+		if conflict := etcConflict(base.etc, hl.etc, it); conflict != nil {
+			what := "written as a file"
+			if conflict.absent {
+				what = "marked absent"
+			}
+			fail(it.src, it.provKey, "%s is inside %s, which is %s at %s", it.path, conflict.path, what, conflict.src)
+			continue
+		}
+		prov[it.provKey] = it.src
+		f := EtcFile{Path: it.path, Mode: it.mode, Owner: it.owner, Group: it.group, Absent: it.absent, Source: it.src}
+		if it.onChange != nil {
+			oc := *it.onChange
+			oc.Restart, oc.Reload = slices.Clone(oc.Restart), slices.Clone(oc.Reload)
+			f.OnChange = &oc
+		}
+		switch {
+		case it.absent:
+		case it.tmpl != nil:
+			out, sha, terr := base.render(it.tmpl, hl.vars, data)
+			if terr != nil {
+				terr.Field, terr.Host = it.provKey, host
+				errs = append(errs, terr)
+				continue
+			}
+			f.Content, f.SHA256 = out, sha
+		default:
+			f.Content, f.SHA256 = it.static, it.sha
+		}
+		spec.Etc = append(spec.Etc, f)
+	}
+
+	// Health checks: the base's, with the host's patches laid over them.
+	spec.Health = make([]HealthCheck, 0, len(base.healthNames)+len(hl.health))
+	bi, hi := 0, 0
+	for bi < len(base.healthNames) || hi < len(hl.health) {
+		var st healthState
+		switch {
+		case hi == len(hl.health) || (bi < len(base.healthNames) && base.healthNames[bi] < hl.health[hi].name):
+			st = base.health[base.healthNames[bi]]
+			bi++
+		default:
+			p := hl.health[hi]
+			hi++
+			var exists bool
+			if bi < len(base.healthNames) && base.healthNames[bi] == p.name {
+				st, exists = base.health[p.name], true
+				bi++
+			}
+			st.apply(p, exists)
+		}
+		if hc, ok := finalizeCheck(&st, prov, fail); ok {
+			spec.Health = append(spec.Health, hc)
+		}
+	}
+
+	// Update policy.
+	u := base.update
+	u.apply(&hl.update)
+	up := UpdatePolicy{
+		Reboot:      RebootImmediate,
+		Grace:       Duration(DefaultGrace),
+		MaxDeferral: Duration(DefaultMaxDeferral),
+	}
+	provOpt(prov, "update.reboot", &up.Reboot, u.reboot)
+	provOpt(prov, "update.paused", &up.Paused, u.paused)
+	provOpt(prov, "update.grace", &up.Grace, u.grace)
+	provOpt(prov, "update.softReboot", &up.SoftReboot, u.softReboot)
+	provOpt(prov, "update.deferRebootWhileUsers", &up.DeferRebootWhileUsers, u.deferRebootWhileUsers)
+	provOpt(prov, "update.maxDeferral", &up.MaxDeferral, u.maxDeferral)
+	if u.windows.set {
+		up.Windows = cloneWindows(u.windows.v)
+		prov["update.windows"] = u.windows.src
+	}
+	if u.fleetlock.set {
+		up.FleetLock = &FleetLock{URL: u.fleetlockURL.v, Group: "default"}
+		prov["update.fleetlock"] = u.fleetlock.src
+		provOpt(prov, "update.fleetlock.url", &up.FleetLock.URL, u.fleetlockURL)
+		provOpt(prov, "update.fleetlock.group", &up.FleetLock.Group, u.fleetlockGroup)
+	}
+	switch up.Reboot {
+	case RebootWindow, RebootWindowFleetLock:
+		if len(up.Windows) == 0 {
+			fail(u.reboot.src, "update.reboot", "reboot: %s needs update.windows, and no layer sets any", up.Reboot)
+		}
+	}
+	switch up.Reboot {
+	case RebootFleetLock, RebootWindowFleetLock:
+		if up.FleetLock == nil || up.FleetLock.URL == "" {
+			fail(u.reboot.src, "update.reboot", "reboot: %s needs update.fleetlock.url, and no layer sets it", up.Reboot)
+		}
+	}
+	spec.Update = up
+
+	// Policy (fleet.yaml only).
+	spec.Policy = Policy{Registries: slices.Clone(r.fleet.Policy.Registries), RequireSignatures: r.fleet.Policy.RequireSignatures}
+	prov["policy.registries"] = r.fleet.policySrc["registries"]
+	prov["policy.requireSignatures"] = r.fleet.policySrc["requireSignatures"]
+
+	return spec, errs
+}
+
+// finalizeCheck turns a merged check into its resolved form, recording
+// provenance; disabled checks are dropped.
+func finalizeCheck(hs *healthState, prov map[string]Source, fail func(Source, string, string, ...any)) (HealthCheck, bool) {
+	if hs.disabled.set && hs.disabled.v {
+		return HealthCheck{}, false
+	}
+	k := hs.keys
+	hc := HealthCheck{
+		Name:     strings.TrimSuffix(strings.TrimPrefix(k.check, "health["), "]"),
+		Systemd:  hs.systemd.v,
+		HTTP:     hs.http.v,
+		TCP:      hs.tcp.v,
+		Command:  slices.Clone(hs.command.v),
+		Expect:   hs.expect.v,
+		Timeout:  Duration(DefaultCheckTimeout),
+		Interval: Duration(DefaultCheckInterval),
+		Retries:  DefaultCheckRetries,
+		Required: DefaultCheckRequired,
+		Source:   hs.src,
+	}
+	typ := ""
+	switch {
+	case hs.systemd.set:
+		typ = "systemd"
+		prov[k.systemd] = hs.systemd.src
+	case hs.http.set:
+		typ = "http"
+		prov[k.http] = hs.http.src
+	case hs.tcp.set:
+		typ = "tcp"
+		prov[k.tcp] = hs.tcp.src
+	case hs.command.set:
+		typ = "command"
+		prov[k.command] = hs.command.src
+	default:
+		fail(hs.src, k.check, "health check %q has no type in any layer: set one of systemd, http, tcp, command", hc.Name)
+		return HealthCheck{}, false
+	}
+	if hs.expect.set {
+		if typ != "http" {
+			fail(hs.expect.src, k.expect, "expect only applies to http checks; %q is a %s check", hc.Name, typ)
+			return HealthCheck{}, false
+		}
+		prov[k.expect] = hs.expect.src
+	}
+	prov[k.check] = hs.src
+	provOpt(prov, k.timeout, &hc.Timeout, hs.timeout)
+	provOpt(prov, k.interval, &hc.Interval, hs.interval)
+	provOpt(prov, k.retries, &hc.Retries, hs.retries)
+	provOpt(prov, k.required, &hc.Required, hs.required)
+	return hc, true
+}
+
+// mergeSorted merges two lists of items sorted by path; for a path in
+// both, the item from hi wins.
+func mergeSorted(lo, hi []*etcItem) []*etcItem {
+	if len(hi) == 0 {
+		return lo
+	}
+	out := make([]*etcItem, 0, len(lo)+len(hi))
+	i, j := 0, 0
+	for i < len(lo) || j < len(hi) {
+		switch {
+		case j == len(hi) || (i < len(lo) && lo[i].path < hi[j].path):
+			out = append(out, lo[i])
+			i++
+		case i == len(lo) || hi[j].path < lo[i].path:
+			out = append(out, hi[j])
+			j++
+		default:
+			out = append(out, hi[j])
+			i++
+			j++
+		}
+	}
+	return out
+}
+
+// provOpt sets *dst from o when o is set and records where the value came
+// from; defaults get an empty Source ("(default)").
+func provOpt[T any](prov map[string]Source, key string, dst *T, o opt[T]) {
+	if o.set {
+		*dst = o.v
+	}
+	prov[key] = o.src
+}
+
+func cloneWindows(ws []Window) []Window {
+	out := make([]Window, len(ws))
+	for i, w := range ws {
+		w.Days = slices.Clone(w.Days)
+		out[i] = w
+	}
+	return out
+}
+
+// etcConflict returns an entry at a parent directory of it: a path cannot
+// be both a file (or a removed path) and a directory holding another
+// managed file. Removing a path inside a removed path is harmless. items
+// is sorted by path.
+func etcConflict(base map[string]*etcItem, host []*etcItem, it *etcItem) *etcItem {
+	for _, q := range it.parents {
+		other := base[q]
+		if i, found := slices.BinarySearchFunc(host, q, func(x *etcItem, p string) int { return strings.Compare(x.path, p) }); found {
+			other = host[i]
+		}
+		if other != nil && !(other.absent && it.absent) {
+			return other
+		}
+	}
+	return nil
+}
+
+// Validate resolves and renders every declared host and returns every
+// problem found as an ErrorList (nil when there is none). Hosts are
+// resolved in parallel.
+func (r *Repo) Validate(ctx context.Context) error {
+	workers := max(1, min(runtime.GOMAXPROCS(0), len(r.names)))
+	results := make([]error, len(r.names))
+	var wg sync.WaitGroup
+	var next sync.Mutex
+	i := 0
+	for range workers {
+		wg.Go(func() {
+			for {
+				next.Lock()
+				n := i
+				i++
+				next.Unlock()
+				if n >= len(r.names) || ctx.Err() != nil {
+					return
+				}
+				_, results[n] = r.Resolve(ctx, r.names[n], nil)
+			}
+		})
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("validate fleet repository: %w", err)
+	}
+	var all ErrorList
+	for n, err := range results {
+		if err == nil {
+			continue
+		}
+		list, ok := err.(ErrorList)
+		if !ok {
+			return fmt.Errorf("validate host %s: %w", r.names[n], err)
+		}
+		all = append(all, list...)
+	}
+	return all.err()
+}
