@@ -280,8 +280,14 @@ func (a *Agent) pass(ctx context.Context, opts PassOptions, j *Journal, st *Stat
 	if ferr != nil {
 		return res, ferr
 	}
+	// The pass finished every step: nothing is in flight any more (an
+	// intent left by a crash was redone or turned out unnecessary).
+	changed := j.Intent != nil
+	j.Intent = nil
 	if j.LastApplied != desired.Commit && desired.Commit != "" {
-		j.LastApplied = desired.Commit
+		j.LastApplied, changed = desired.Commit, true
+	}
+	if changed {
 		if err := a.journal.Save(j); err != nil {
 			return res, &PassError{Reason: ReasonState, Err: err}
 		}
@@ -466,10 +472,13 @@ func (a *Agent) recordEtc(st *Status, p *etcoverlay.Plan) {
 	}
 }
 
-// bootID identifies the current boot; it changes with every (hard) boot.
-func (a *Agent) bootID() string {
-	b, err := os.ReadFile(filepath.Join(a.cfg.Root, "proc/sys/kernel/random/boot_id"))
-	if err != nil && a.cfg.Root != "/" {
+func (a *Agent) bootID() string { return BootID(a.cfg.Root) }
+
+// BootID identifies the current boot of the host at root: the kernel's
+// boot ID, which changes with every (hard) boot.
+func BootID(root string) string {
+	b, err := os.ReadFile(filepath.Join(root, "proc/sys/kernel/random/boot_id"))
+	if err != nil && root != "/" {
 		b, err = os.ReadFile("/proc/sys/kernel/random/boot_id")
 	}
 	if err != nil {

@@ -277,6 +277,11 @@ func (e *execution) verify(ctx context.Context) error {
 	}
 	e.res.Health = &report
 	e.st.Health = healthStatus(e.obs.Booted.Digest, e.a.now(), report)
+	// Record the verdict before acting on it, so status keeps it even if
+	// the agent dies right after.
+	if err := e.a.status.Save(e.st); err != nil {
+		return &PassError{Reason: ReasonState, Err: err}
+	}
 	if report.OK || p.Kind == pendingEtc {
 		// A reboot for an /etc change keeps the image: there is nothing
 		// to roll back to, so its checks are reported only.

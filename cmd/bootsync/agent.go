@@ -114,6 +114,10 @@ func buildAgent(cfg *Config, log *slog.Logger, metrics *reconcile.Metrics, allow
 	if err != nil {
 		return nil, fmt.Errorf("/etc writer: %w", err)
 	}
+	clock, err := testClock()
+	if err != nil {
+		return nil, err
+	}
 	return reconcile.New(reconcile.Config{
 		Host:              cfg.Host.Name,
 		Labels:            cfg.Host.Labels,
@@ -126,8 +130,25 @@ func buildAgent(cfg *Config, log *slog.Logger, metrics *reconcile.Metrics, allow
 		AcceptBundles:     cfg.Trust.AcceptBundles,
 		GitRemote:         cfg.Repo.URL,
 		FaultPoint:        os.Getenv("BOOTSYNC_FAULT_POINT"),
+		Clock:             clock,
 		Logger:            log,
 	}, reconcile.Deps{Source: src, Registry: reg, Bootc: drv, Etc: etcw, Metrics: metrics})
+}
+
+// testClock lets tests set the agent's clock (maintenance windows):
+// BOOTSYNC_TEST_NOW=<RFC 3339 time> starts the clock there. Like
+// BOOTSYNC_FAULT_POINT, it is for tests only.
+func testClock() (func() time.Time, error) {
+	v := os.Getenv("BOOTSYNC_TEST_NOW")
+	if v == "" {
+		return nil, nil
+	}
+	start, err := time.Parse(time.RFC3339, v)
+	if err != nil {
+		return nil, fmt.Errorf("BOOTSYNC_TEST_NOW: %w", err)
+	}
+	real := time.Now()
+	return func() time.Time { return start.Add(time.Since(real)) }, nil
 }
 
 func newAgentCmd() *cobra.Command {

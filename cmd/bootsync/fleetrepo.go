@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/spf13/cobra"
 
@@ -21,11 +22,70 @@ const workingTree = "working tree"
 
 // repoFlags are the flags every read-only fleet command shares.
 type repoFlags struct {
-	repo string // directory (or Git URL, see issue 3)
+	repo         string // a directory, or a Git URL
+	path         string // sub-path of the fleet inside a Git URL's repository
+	cacheDir     string
+	allowHTTP    bool
+	usernameFile string
+	passwordFile string
+	caFile       string
+
+	mu     sync.Mutex
+	mirror *gitsource.Local // the clone of a Git URL, made once per command
 }
 
 func (f *repoFlags) register(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&f.repo, "repo", ".", "fleet repository: a directory inside a Git checkout")
+	fl := cmd.Flags()
+	fl.StringVar(&f.repo, "repo", ".", "fleet repository: a directory inside a Git checkout, or a Git URL (https://, ssh://, file://)")
+	fl.StringVar(&f.path, "path", "", "with a Git URL: the fleet's directory inside the repository")
+	fl.StringVar(&f.cacheDir, "cache-dir", "", "with a Git URL: where the clone is kept (default: the user cache directory)")
+	fl.BoolVar(&f.allowHTTP, "allow-http", false, "with a Git URL: allow plain http://")
+	fl.StringVar(&f.usernameFile, "git-username-file", "", "with a Git URL: file holding the user name")
+	fl.StringVar(&f.passwordFile, "git-password-file", "", "with a Git URL: file holding the password or token")
+	fl.StringVar(&f.caFile, "git-ca-file", "", "with a Git URL: extra CA certificates (PEM) for https")
+}
+
+// isGitURL tells a remote repository from a directory: a URL scheme, or
+// git's scp-like user@host:path.
+func isGitURL(s string) bool {
+	if strings.Contains(s, "://") {
+		return true
+	}
+	at, colon := strings.Index(s, "@"), strings.Index(s, ":")
+	return at > 0 && colon > at && !strings.Contains(s[:at], "/")
+}
+
+// remote clones (or updates) the Git URL into the cache once.
+func (f *repoFlags) remote(ctx context.Context) (*gitsource.Local, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.mirror != nil {
+		return f.mirror, nil
+	}
+	dir := f.cacheDir
+	if dir == "" {
+		base, err := os.UserCacheDir()
+		if err != nil {
+			return nil, fmt.Errorf("no cache directory for the clone (use --cache-dir): %w", err)
+		}
+		dir = filepath.Join(base, "bootsync", "repos")
+	}
+	var opts []gitsource.Option
+	if f.allowHTTP {
+		opts = append(opts, gitsource.WithAllowHTTP())
+	}
+	if f.passwordFile != "" {
+		opts = append(opts, gitsource.WithBasicAuthFiles(f.usernameFile, f.passwordFile))
+	}
+	if f.caFile != "" {
+		opts = append(opts, gitsource.WithCABundle(f.caFile))
+	}
+	local, err := gitsource.CloneForRead(ctx, f.repo, dir, opts...)
+	if err != nil {
+		return nil, err
+	}
+	f.mirror = local
+	return local, nil
 }
 
 // fleetRevision is one loaded revision of the fleet repository.
@@ -49,12 +109,36 @@ func (f *repoFlags) openRevision(ctx context.Context, rev string) (*fleetRevisio
 	}
 	repo, err := hostspec.Load(ctx, fsys, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("load fleet repository %s at %s: %w", f.repo, name, err)
+		return nil, fmt.Errorf("load fleet repository %s at %s: %w", gitsource.Redact(f.repo), name, err)
 	}
 	return &fleetRevision{Name: name, FS: fsys, Repo: repo}, nil
 }
 
 func (f *repoFlags) revisionFS(ctx context.Context, rev string) (fs.FS, string, error) {
+	if isGitURL(f.repo) {
+		local, err := f.remote(ctx)
+		if err != nil {
+			return nil, "", err
+		}
+		if rev == "" {
+			rev = "HEAD" // a remote has no working tree: its default branch
+		}
+		r, err := local.Revision(ctx, rev)
+		if err != nil {
+			return nil, "", err
+		}
+		if f.path == "" || f.path == "." {
+			return r.FS, r.Commit, nil
+		}
+		sub, err := r.FS.Subtree(strings.Trim(f.path, "/"))
+		if err != nil {
+			return nil, "", fmt.Errorf("fleet repository %s at %s: --path: %w", gitsource.Redact(f.repo), rev, err)
+		}
+		return sub, r.Commit, nil
+	}
+	if f.path != "" {
+		return nil, "", fmt.Errorf("--path applies to a Git URL; give the fleet directory as --repo")
+	}
 	dir, err := filepath.Abs(f.repo)
 	if err != nil {
 		return nil, "", fmt.Errorf("fleet repository %s: %w", f.repo, err)

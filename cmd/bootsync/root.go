@@ -31,6 +31,7 @@ repository; in CI, "bootsync diff" shows what a pull request changes on every ho
 		newStatusCmd(),
 		newRebootCmd(),
 		newUnquarantineCmd(),
+		newCheckBootCmd(),
 	)
 	return root
 }

@@ -65,7 +65,12 @@ type fleet struct {
 
 func newFleet(t *testing.T) *fleet {
 	t.Helper()
-	git := gitserver.New(t)
+	return newFleetOn(t, gitserver.New(t))
+}
+
+// newFleetOn serves the fleet repository from git.
+func newFleetOn(t *testing.T, git *gitserver.Server) *fleet {
+	t.Helper()
 	f := &fleet{t: t, git: git, repo: gittest.NewRepo(t, git.InitBare("fleet.git")), url: git.URL("fleet.git"), reg: registryserver.New(t)}
 	var err error
 	if f.signer, err = signer.New(); err != nil {
@@ -121,7 +126,15 @@ func (f *fleet) commit(msg string, files map[string]string) string {
 
 // fleetYAML is a fleet.yaml for image with a few /etc files and a health
 // check the simulator answers (bootc sim health fails on a bad image).
-func (f *fleet) fleetYAML(image string, extra string) string {
+// update holds the update policy's lines (default "reboot: immediate").
+func (f *fleet) fleetYAML(image string, update string) string {
+	if update == "" {
+		update = "reboot: immediate"
+	}
+	var upd strings.Builder
+	for _, line := range strings.Split(strings.TrimSpace(update), "\n") {
+		upd.WriteString("    " + line + "\n")
+	}
 	return `apiVersion: bootsync.dev/v1alpha1
 kind: Fleet
 spec:
@@ -135,9 +148,8 @@ spec:
   health:
     - {name: simulated-os, command: [` + bootcsim.Build(f.t) + `, sim, health], timeout: 5s, interval: 100ms, retries: 2}
   update:
-    reboot: immediate
     grace: 1s
-` + extra + `policy:
+` + upd.String() + `policy:
   requireSignatures: true
 `
 }
@@ -160,6 +172,7 @@ type hostOptions struct {
 	extraConfig string            // appended to the agent's config.yaml
 	etc         map[string]string // initial /etc
 	version     string            // simulated bootc version
+	caFile      string            // repo.auth.caFile, relative to the host root
 }
 
 // newHost boots a simulated host on image (repo@digest) with an agent
@@ -171,12 +184,16 @@ func (f *fleet) newHost(name, image string, o hostOptions) *host {
 		InsecureRegistries: []string{f.reg.Addr()}, Etc: o.etc, Version: o.version})
 	h := &host{t: f.t, name: name, f: f, sim: sim, stateDir: filepath.Join(f.t.TempDir(), "state")}
 	h.config = filepath.Join(f.t.TempDir(), "config.yaml")
+	auth := ""
+	if o.caFile != "" {
+		auth = "\n  auth:\n    caFile: " + filepath.Join(sim.Root, o.caFile)
+	}
 	cfg := fmt.Sprintf(`host:
   name: %s
 repo:
   url: %s
   ref: main
-  allowHTTP: true
+  allowHTTP: true%s
 trust:
   signingKeys: [%s]
   requireSignatures: true
@@ -190,7 +207,7 @@ reboot:
   command: [bootc, sim, reboot, --shutdown]
 metrics:
   address: ""
-%s`, name, f.url, f.keyFile, f.reg.Addr(), h.stateDir, sim.Root, o.extraConfig)
+%s`, name, f.url, auth, f.keyFile, f.reg.Addr(), h.stateDir, sim.Root, o.extraConfig)
 	if err := os.WriteFile(h.config, []byte(cfg), 0o644); err != nil {
 		f.t.Fatal(err)
 	}

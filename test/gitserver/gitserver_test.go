@@ -2,8 +2,10 @@ package gitserver_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -133,5 +135,36 @@ func TestGPGSignedCommitsVerifyWithGit(t *testing.T) {
 	}
 	if _, err := os.Stat(key.Home); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestTLSServerNeedsItsCA(t *testing.T) {
+	s := gitserver.New(t, gitserver.WithTLS())
+	s.InitBare("fleet.git")
+	if !strings.HasPrefix(s.URL("fleet.git"), "https://127.0.0.1:") {
+		t.Fatalf("URL = %s", s.URL("fleet.git"))
+	}
+	dir := t.TempDir()
+	good, wrong := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "wrong.pem")
+	if err := os.WriteFile(good, s.CACertPEM(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(wrong, gitserver.NewTestCA(t), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	lsRemote := func(ca string) error {
+		cmd := exec.Command("git", "ls-remote", s.URL("fleet.git"))
+		cmd.Env = append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1", "GIT_SSL_CAINFO="+ca)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("%w: %s", err, out)
+		}
+		return nil
+	}
+	if err := lsRemote(good); err != nil {
+		t.Fatalf("git ls-remote trusting the server's CA: %v", err)
+	}
+	if err := lsRemote(wrong); err == nil {
+		t.Fatal("git ls-remote trusting an unrelated CA succeeded")
 	}
 }

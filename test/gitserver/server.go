@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/subtle"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -55,6 +56,9 @@ type Server struct {
 	pass   string
 	config [][2]string
 	cgi    *cgi.Handler
+	tlsOn  bool
+	caPEM  []byte
+	cert   tls.Certificate
 
 	mu       sync.Mutex
 	stderr   bytes.Buffer // what git-http-backend wrote to stderr
@@ -115,6 +119,9 @@ func New(t testing.TB, opts ...Option) *Server {
 		InheritEnv: []string{"PATH"},
 		Stderr:     lockedWriter{s},
 	}
+	if s.tlsOn {
+		s.caPEM, s.cert = newTestCA(t, "bootsync test git CA")
+	}
 	if err := s.Start(); err != nil {
 		t.Fatalf("start git server: %v", err)
 	}
@@ -132,10 +139,14 @@ func (s *Server) Addr() string {
 	return s.addr
 }
 
-// URL returns the http:// URL of the repository at path (relative to Root),
-// e.g. URL("fleet.git").
+// URL returns the http:// (https:// with WithTLS) URL of the repository at
+// path (relative to Root), e.g. URL("fleet.git").
 func (s *Server) URL(repo string) string {
-	return "http://" + s.Addr() + "/" + strings.TrimPrefix(repo, "/")
+	scheme := "http://"
+	if s.tlsOn {
+		scheme = "https://"
+	}
+	return scheme + s.Addr() + "/" + strings.TrimPrefix(repo, "/")
 }
 
 // URLWithPassword returns URL(repo) with the given credentials embedded as
@@ -171,6 +182,9 @@ func (s *Server) Start() error {
 		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
 	s.addr = ln.Addr().String()
+	if s.tlsOn {
+		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{s.cert}, MinVersion: tls.VersionTLS12})
+	}
 	s.srv = &http.Server{Handler: http.HandlerFunc(s.serve), ReadHeaderTimeout: 30 * time.Second}
 	s.done = make(chan struct{})
 	go func(srv *http.Server, done chan struct{}) {

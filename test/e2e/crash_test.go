@@ -1,0 +1,102 @@
+package e2e
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/bootsync/bootsync/test/bootcsim"
+)
+
+// crashThenConverge runs passes with the agent set to kill itself (like a
+// power cut: no deferred code runs) at point, until that happens once, then
+// runs normal passes until the host converges. It returns the reboots seen
+// in total.
+func crashThenConverge(t *testing.T, h *host, point string) int {
+	t.Helper()
+	reboots := 0
+	fired := false
+	for range 6 {
+		boots := h.boots()
+		r := h.pass("BOOTSYNC_FAULT_POINT=" + point)
+		rebooted := h.boots() != boots
+		if rebooted {
+			reboots++
+		}
+		if r.killed && !rebooted {
+			fired = true
+			break
+		}
+		if !r.killed && r.exit != 0 {
+			t.Fatalf("pass before the crash at %s failed: %s", point, r)
+		}
+	}
+	if !fired {
+		t.Fatalf("the agent never reached fault point %s", point)
+	}
+	before := h.boots()
+	h.converge(6)
+	return reboots + h.boots() - before
+}
+
+// Kill the agent at every step of an update pass: the next passes converge
+// on the new image and /etc with exactly one reboot, and nothing is lost.
+func TestCrashAtEveryStepOfAnUpdate(t *testing.T) {
+	points := []string{"observed", "resolved", "gated", "before-write-etc", "after-write-etc",
+		"before-switch", "after-switch", "before-reboot", "before-verify", "after-verify"}
+	f := newFleet(t)
+	v1 := f.image("v1", bootcsim.ImageOptions{}, true)
+	v2 := f.image("v2", bootcsim.ImageOptions{}, true)
+	base := f.fleetYAML(v1, "")
+	for _, point := range points {
+		t.Run(point, func(t *testing.T) {
+			f.commit("back to v1", map[string]string{"fleet.yaml": base})
+			h := f.newHost("web-01", v1, hostOptions{})
+			h.t = t
+			h.mustPass()
+			update := strings.Replace(f.fleetYAML(v2, ""), "pool pool.ntp.org", "pool "+point+".example.com", 1)
+			f.commit("v2 and a new NTP pool", map[string]string{"fleet.yaml": update})
+
+			if reboots := crashThenConverge(t, h, point); reboots != 1 {
+				t.Fatalf("crash at %s: %d reboots for one update, want exactly 1", point, reboots)
+			}
+			if h.booted() != digestOf(v2) {
+				t.Fatalf("crash at %s: booted %s, want v2", point, h.booted())
+			}
+			if got, _ := h.etc("chrony.conf"); got != "pool "+point+".example.com iburst\n" {
+				t.Fatalf("crash at %s: chrony.conf = %q", point, got)
+			}
+			j := h.journal()
+			if j.Pending != nil || j.Intent != nil || len(j.Quarantine) != 0 {
+				t.Fatalf("crash at %s: journal not settled: pending %+v intent %+v quarantine %v", point, j.Pending, j.Intent, j.Quarantine)
+			}
+			if st := h.status(); st.Health == nil || !st.Health.Passed {
+				t.Fatalf("crash at %s: the update was not verified: %+v", point, st.Health)
+			}
+		})
+	}
+}
+
+// Kill the agent around the rollback of a `git revert`: it still rolls
+// back exactly once, and never toggles the queued rollback away.
+func TestCrashAroundRevertRollback(t *testing.T) {
+	for _, point := range []string{"before-rollback", "after-rollback", "before-reboot"} {
+		t.Run(point, func(t *testing.T) {
+			f := newFleet(t)
+			v1 := f.image("v1", bootcsim.ImageOptions{}, true)
+			v2 := f.image("v2", bootcsim.ImageOptions{}, true)
+			f.commit("v1", map[string]string{"fleet.yaml": f.fleetYAML(v1, "")})
+			h := f.newHost("web-01", v1, hostOptions{})
+			h.mustPass()
+			f.commit("v2", map[string]string{"fleet.yaml": f.fleetYAML(v2, "")})
+			h.converge(5)
+			f.repo.Revert("HEAD")
+			f.repo.Push()
+			if reboots := crashThenConverge(t, h, point); reboots != 1 {
+				t.Fatalf("crash at %s: %d reboots for the revert, want 1", point, reboots)
+			}
+			if h.booted() != digestOf(v1) {
+				t.Fatalf("crash at %s: booted %s, want v1", point, h.booted())
+			}
+		})
+	}
+}
