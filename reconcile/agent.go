@@ -202,6 +202,13 @@ func (a *Agent) finish(st *Status, j *Journal, res *PassResult, err error, start
 
 func (a *Agent) pass(ctx context.Context, opts PassOptions, j *Journal, st *Status) (*PassResult, error) {
 	res := &PassResult{Plan: Plan{Steps: []Step{}}}
+	defer func() {
+		if managed, err := a.deps.Etc.Managed(ctx); err == nil {
+			for _, m := range managed {
+				st.Managed = append(st.Managed, ManagedFile{Path: m.Path, SHA256: m.SHA256})
+			}
+		}
+	}()
 
 	// observe
 	obs, err := a.observe(ctx, j)
@@ -262,19 +269,15 @@ func (a *Agent) pass(ctx context.Context, opts PassOptions, j *Journal, st *Stat
 	// gate: an image is verified before anything makes the host boot it.
 	if needsVerdict(plan) {
 		if err := a.gate(ctx, spec, desired); err != nil {
+			res.Plan = Plan{State: StateRefused, Reason: "the desired image was refused; nothing was changed", Steps: []Step{}}
+			st.RebootPending = false
 			return res, err
 		}
 	}
 	a.fault("gated")
 
 	ex := &execution{a: a, j: j, obs: obs, desired: desired, spec: spec, etcPlan: etcPlan, res: res, st: st}
-	err = ex.run(ctx)
-	if managed, merr := a.deps.Etc.Managed(ctx); merr == nil {
-		for _, m := range managed {
-			st.Managed = append(st.Managed, ManagedFile{Path: m.Path, SHA256: m.SHA256})
-		}
-	}
-	if err != nil {
+	if err := ex.run(ctx); err != nil {
 		return res, err
 	}
 	if ferr != nil {

@@ -349,11 +349,16 @@ func (e *execution) runChecks(ctx context.Context, p *PendingReboot) (health.Rep
 	if err != nil {
 		return health.Report{}, err
 	}
+	grace := time.Duration(p.Update.Grace)
+	// The built-in probes are spread over the grace period, so their
+	// verdict comes when the spec's own checks' does.
+	for i := range mp {
+		mp[i].Interval = min(max(grace/time.Duration(mp[i].Retries+1), time.Second), mp[i].Interval)
+	}
 	runner, err := health.NewRunner(health.WithSystemctl(e.a.cfg.Systemctl))
 	if err != nil {
 		return health.Report{}, err
 	}
-	grace := time.Duration(p.Update.Grace)
 	return runner.Run(ctx, append(checks, mp...), p.SeenAt.Add(grace))
 }
 

@@ -54,6 +54,7 @@ const (
 	StatePaused      = "paused"      // update.paused: only drift is reported
 	StateQuarantined = "quarantined" // the desired image failed before; held
 	StateUnmanaged   = "unmanaged"   // not a bootc host
+	StateRefused     = "refused"     // the image policy refused the desired image
 )
 
 // Deployment is one bootc deployment, reduced to what planning needs.
@@ -250,7 +251,7 @@ func Decide(d Desired, o Observed) Plan {
 			p.add(Step{Action: ActionCancelRollback, Reason: "the queued rollback is not the desired image"})
 		}
 		p.add(Step{Action: ActionSwitch, Ref: d.ImageRef, Digest: d.Digests[0], Reason: "stage the desired image"})
-		rebootStep(&Deployment{SoftRebootCapable: false}, short(d.Digests[0])+" is staged")
+		rebootStep(&Deployment{SoftRebootCapable: false}, "update to "+short(d.Digests[0]))
 		if p.State == StateWaiting && o.Capabilities.DownloadOnly {
 			p.add(Step{Action: ActionLockStaged, Digest: d.Digests[0], Reason: "keep an unplanned reboot from applying it"})
 		}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log"
 	"net/http"
@@ -128,6 +129,15 @@ type ImageOptions struct {
 // Image builds a one-layer image with usr/etc content and labels.
 func Image(t testing.TB, opts ImageOptions) v1.Image {
 	t.Helper()
+	img, err := BuildImage(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+// BuildImage is Image for programs outside tests (the demo).
+func BuildImage(opts ImageOptions) (v1.Image, error) {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	files := map[string]string{"usr/lib/bootcsim-marker": opts.Marker}
@@ -142,29 +152,29 @@ func Image(t testing.TB, opts ImageOptions) v1.Image {
 	for _, p := range paths {
 		hdr := &tar.Header{Name: p, Mode: 0o644, Size: int64(len(files[p])), Typeflag: tar.TypeReg, ModTime: time.Unix(0, 0)}
 		if err := tw.WriteHeader(hdr); err != nil {
-			t.Fatalf("build image: %v", err)
+			return nil, fmt.Errorf("build image: %w", err)
 		}
 		if _, err := io.WriteString(tw, files[p]); err != nil {
-			t.Fatalf("build image: %v", err)
+			return nil, fmt.Errorf("build image: %w", err)
 		}
 	}
 	if err := tw.Close(); err != nil {
-		t.Fatalf("build image: %v", err)
+		return nil, fmt.Errorf("build image: %w", err)
 	}
 	layerBytes := buf.Bytes()
 	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
 		return io.NopCloser(bytes.NewReader(layerBytes)), nil
 	})
 	if err != nil {
-		t.Fatalf("build image: %v", err)
+		return nil, fmt.Errorf("build image: %w", err)
 	}
 	img, err := mutate.AppendLayers(empty.Image, layer)
 	if err != nil {
-		t.Fatalf("build image: %v", err)
+		return nil, fmt.Errorf("build image: %w", err)
 	}
 	cf, err := img.ConfigFile()
 	if err != nil {
-		t.Fatalf("build image: %v", err)
+		return nil, fmt.Errorf("build image: %w", err)
 	}
 	cf = cf.DeepCopy()
 	cf.OS = "linux"
@@ -184,9 +194,9 @@ func Image(t testing.TB, opts ImageOptions) v1.Image {
 	}
 	img, err = mutate.ConfigFile(img, cf)
 	if err != nil {
-		t.Fatalf("build image: %v", err)
+		return nil, fmt.Errorf("build image: %w", err)
 	}
-	return img
+	return img, nil
 }
 
 // Index builds a multi-platform index of images (each image's config

@@ -14,6 +14,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/cgi"
@@ -100,25 +101,7 @@ func New(t testing.TB, opts ...Option) *Server {
 	if s.root == "" {
 		s.root = t.TempDir()
 	}
-	env := []string{
-		"GIT_PROJECT_ROOT=" + s.root,
-		"GIT_HTTP_EXPORT_ALL=1",
-		"GIT_CONFIG_NOSYSTEM=1",
-		"GIT_CONFIG_GLOBAL=/dev/null",
-		"GIT_CONFIG_COUNT=" + strconv.Itoa(len(s.config)),
-	}
-	for i, kv := range s.config {
-		env = append(env,
-			fmt.Sprintf("GIT_CONFIG_KEY_%d=%s", i, kv[0]),
-			fmt.Sprintf("GIT_CONFIG_VALUE_%d=%s", i, kv[1]))
-	}
-	s.cgi = &cgi.Handler{
-		Path:       HTTPBackend,
-		Root:       "/",
-		Env:        env,
-		InheritEnv: []string{"PATH"},
-		Stderr:     lockedWriter{s},
-	}
+	s.cgi = backend(s.root, s.config, lockedWriter{s})
 	if s.tlsOn {
 		s.caPEM, s.cert = newTestCA(t, "bootsync test git CA")
 	}
@@ -127,6 +110,37 @@ func New(t testing.TB, opts ...Option) *Server {
 	}
 	t.Cleanup(s.Stop)
 	return s
+}
+
+// Handler serves every bare repository under root over smart HTTP, pushes
+// included, for programs that are not tests (the demo); tests use New,
+// which also counts requests and stops with the test.
+func Handler(root string) http.Handler {
+	return backend(root, [][2]string{{"http.receivepack", "true"}}, os.Stderr)
+}
+
+// backend is git http-backend as a CGI handler exporting the repositories
+// under root, with a hermetic git configuration plus config.
+func backend(root string, config [][2]string, stderr io.Writer) *cgi.Handler {
+	env := []string{
+		"GIT_PROJECT_ROOT=" + root,
+		"GIT_HTTP_EXPORT_ALL=1",
+		"GIT_CONFIG_NOSYSTEM=1",
+		"GIT_CONFIG_GLOBAL=/dev/null",
+		"GIT_CONFIG_COUNT=" + strconv.Itoa(len(config)),
+	}
+	for i, kv := range config {
+		env = append(env,
+			fmt.Sprintf("GIT_CONFIG_KEY_%d=%s", i, kv[0]),
+			fmt.Sprintf("GIT_CONFIG_VALUE_%d=%s", i, kv[1]))
+	}
+	return &cgi.Handler{
+		Path:       HTTPBackend,
+		Root:       "/",
+		Env:        env,
+		InheritEnv: []string{"PATH"},
+		Stderr:     stderr,
+	}
 }
 
 // Root is the directory that holds the served bare repositories.
