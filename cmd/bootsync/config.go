@@ -19,7 +19,8 @@ import (
 
 // Config files, lowest precedence first. The image ships the defaults; the
 // host's /etc overrides them; BOOTSYNC_* variables and flags override both.
-const (
+// Variables only so that tests can point them at temporary files.
+var (
 	imageConfigFile = "/usr/lib/bootsync/config.yaml"
 	hostConfigFile  = "/etc/bootsync/config.yaml"
 )

@@ -5,6 +5,7 @@
 package e2e
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -173,6 +174,8 @@ type hostOptions struct {
 	etc         map[string]string // initial /etc
 	version     string            // simulated bootc version
 	caFile      string            // repo.auth.caFile, relative to the host root
+	metrics     string            // metrics.address (default: none)
+	interval    string            // default 1s
 }
 
 // newHost boots a simulated host on image (repo@digest) with an agent
@@ -199,15 +202,15 @@ trust:
   requireSignatures: true
 registry:
   insecure: [%s]
-interval: 1s
+interval: %s
 jitter: 0s
 stateDir: %s
 root: %s
 reboot:
   command: [bootc, sim, reboot, --shutdown]
 metrics:
-  address: ""
-%s`, name, f.url, auth, f.keyFile, f.reg.Addr(), h.stateDir, sim.Root, o.extraConfig)
+  address: %q
+%s`, name, f.url, auth, f.keyFile, f.reg.Addr(), cmp.Or(o.interval, "1s"), h.stateDir, sim.Root, o.metrics, o.extraConfig)
 	if err := os.WriteFile(h.config, []byte(cfg), 0o644); err != nil {
 		f.t.Fatal(err)
 	}
