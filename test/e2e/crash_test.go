@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/bootsync/bootsync/test/bootcsim"
+	"github.com/bootsync/bootsync/test/fleetlockserver"
 )
 
 // crashThenConverge runs passes with the agent set to kill itself (like a
@@ -96,6 +97,69 @@ func TestCrashAroundRevertRollback(t *testing.T) {
 			}
 			if h.booted() != digestOf(v1) {
 				t.Fatalf("crash at %s: booted %s, want v1", point, h.booted())
+			}
+		})
+	}
+}
+
+// Kill the agent around the steps only a reboot policy needs: locking the
+// staged image while the window is closed, and taking a FleetLock slot.
+func TestCrashAroundRebootPolicySteps(t *testing.T) {
+	closed, open := "BOOTSYNC_TEST_NOW=2026-11-28T12:00:00+09:00", "BOOTSYNC_TEST_NOW=2026-11-30T01:30:00+09:00"
+	window := `reboot: window
+windows: [{days: [mon], start: "01:00", duration: 2h, timezone: Asia/Seoul}]`
+	for _, tc := range []struct {
+		point, policy string
+		now           string
+	}{
+		{"before-lock-staged", window, closed},
+		{"after-lock-staged", window, closed},
+		{"before-acquire-lock", "fleetlock", ""},
+		{"after-acquire-lock", "fleetlock", ""},
+	} {
+		t.Run(tc.point, func(t *testing.T) {
+			f := newFleet(t)
+			policy := tc.policy
+			var lock *fleetlockserver.Server
+			if policy == "fleetlock" {
+				lock = fleetlockserver.Start(t, map[string]int{"default": 1})
+				policy = "reboot: fleetlock\nfleetlock: {url: \"" + lock.URL() + "\"}"
+			}
+			v1 := f.image("v1", bootcsim.ImageOptions{}, true)
+			v2 := f.image("v2", bootcsim.ImageOptions{}, true)
+			f.commit("v1", map[string]string{"fleet.yaml": f.fleetYAML(v1, policy)})
+			h := f.newHost("web-01", v1, hostOptions{})
+			writeMachineID(t, h, 1)
+			h.mustPass()
+			f.commit("v2", map[string]string{"fleet.yaml": f.fleetYAML(v2, policy)})
+			env := []string{"BOOTSYNC_FAULT_POINT=" + tc.point}
+			if tc.now != "" {
+				env = append(env, tc.now)
+			}
+			if r := h.pass(env...); !r.killed || h.boots() != 0 {
+				t.Fatalf("the fault at %s did not fire before any reboot: %s", tc.point, r)
+			}
+			// Then the pass the policy allows, and the verification.
+			reboots := 0
+			for range 5 {
+				var extra []string
+				if tc.now != "" {
+					extra = append(extra, open)
+				}
+				r := h.pass(extra...)
+				if r.killed {
+					reboots++
+					continue
+				}
+				if h.status().LastPass.State == "converged" {
+					break
+				}
+			}
+			if reboots != 1 || h.booted() != digestOf(v2) {
+				t.Fatalf("crash at %s: %d reboots, booted %s; want 1 and v2", tc.point, reboots, h.booted())
+			}
+			if lock != nil && len(lock.Holders("default")) != 0 {
+				t.Fatalf("crash at %s: the slot is still held after the verified update", tc.point)
 			}
 		})
 	}

@@ -328,3 +328,31 @@ func TestManagementPlaneCheckCatchesLostRouteToGit(t *testing.T) {
 		t.Fatal("after the rollback the host does not have its working CA back")
 	}
 }
+
+// update.reboot: manual stages the update and waits for `bootsync reboot`.
+func TestManualRebootWaitsForTheOperator(t *testing.T) {
+	f := newFleet(t)
+	v1 := f.image("v1", bootcsim.ImageOptions{}, true)
+	v2 := f.image("v2", bootcsim.ImageOptions{}, true)
+	f.commit("v1", map[string]string{"fleet.yaml": f.fleetYAML(v1, "reboot: manual")})
+	h := f.newHost("db-01", v1, hostOptions{})
+	h.mustPass()
+	f.commit("v2", map[string]string{"fleet.yaml": f.fleetYAML(v2, "reboot: manual")})
+	for range 3 {
+		h.mustPass()
+	}
+	st := h.status()
+	if st.LastPass.State != "waiting" || !strings.Contains(st.LastPass.Reason, "bootsync reboot") || h.boots() != 0 {
+		t.Fatalf("manual policy: state %+v, boots %d", st.LastPass, h.boots())
+	}
+	if staged := h.sim.Status(t).StagedDigest(); staged != digestOf(v2) {
+		t.Fatalf("staged %q, want v2 staged and waiting", staged)
+	}
+	if r := h.run(nil, "reboot", "--config", h.config); !r.killed {
+		t.Fatalf("bootsync reboot did not reboot: %s", r)
+	}
+	h.mustPass()
+	if h.booted() != digestOf(v2) || h.status().LastPass.State != "converged" {
+		t.Fatalf("after bootsync reboot: booted %s, %+v", h.booted(), h.status().LastPass)
+	}
+}
