@@ -13,7 +13,7 @@ import (
 )
 
 // fixtureDir holds bootc's own status fixtures (see SOURCES.md there).
-const fixtureDir = "../../../shared/fixtures/bootc-status"
+const fixtureDir = "testdata/bootc-status" // copied verbatim from bootc; provenance in SOURCES.md
 
 const (
 	digestB38 = "sha256:47e5ed613a970b6574bfa954ab25bb6e85656552899aa518b5961d9645102b38"

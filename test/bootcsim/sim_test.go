@@ -31,7 +31,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-const fixtureDir = "../../../shared/fixtures/bootc-status"
+const fixtureDir = "../../apply/bootc/testdata/bootc-status" // bootc's own fixtures, see SOURCES.md there
 
 // A digest of an image that is not in any registry (the booted image of
 // hosts made by `sim init`).

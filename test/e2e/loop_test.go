@@ -69,12 +69,17 @@ func TestAgentLoopSignalsAndMetrics(t *testing.T) {
 	}
 	waitFor(t, "the pass after SIGHUP", func() bool { got, _ := h.etc("motd"); return strings.Contains(got, "is run by") })
 
-	resp, err := http.Get("http://" + addr + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	// /etc is written during the pass; its metrics come when it ends.
+	var body []byte
+	waitFor(t, "the second pass in the metrics", func() bool {
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		body, _ = io.ReadAll(resp.Body)
+		return strings.Contains(string(body), "bootsync_pass_duration_seconds_count 2")
+	})
 	for _, want := range []string{
 		`bootsync_desired_image_info{commit=`,
 		`digest="` + digestOf(v1) + `"`,
