@@ -116,7 +116,7 @@ func templateError(name, file string, inline *yaml.Node, err error) *Error {
 		if len(nums) > 0 {
 			e.Line = nums[0]
 			if len(nums) > 1 {
-				e.Column = nums[1]
+				e.Column = nums[1] + 1 // text/template counts bytes from 0
 			}
 			msg = strings.TrimSpace(rest)
 		}
@@ -155,7 +155,7 @@ func inlineLine(n *yaml.Node, line, col int) (int, int) {
 		if n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) != 0 {
 			offset = 1
 		}
-		return n.Line, n.Column + offset + col
+		return n.Line, n.Column + offset + col - 1
 	}
 	return n.Line + line - 1, 0
 }

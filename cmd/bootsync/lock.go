@@ -31,6 +31,11 @@ and exits 1 when the lock is not up to date (for CI). Exit status 2 on trouble.`
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			out := cmd.OutOrStdout()
+			if !check && isGitURL(rf.repo) {
+				// The lock is written next to fleet.yaml: a clone in the
+				// cache is no place for it, and a URL is no file path.
+				return &exitError{code: 2, err: fmt.Errorf("lock writes bootsync.lock into a directory: give the fleet's directory as --repo (a Git URL works with --check only)")}
+			}
 			r, err := rf.openRevision(ctx, "")
 			if err != nil {
 				err = reportLoadError(cmd.ErrOrStderr(), err)

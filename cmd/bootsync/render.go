@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"regexp"
 
 	"github.com/spf13/cobra"
 	"gopkg.in/yaml.v3"
@@ -39,6 +40,9 @@ which file and line set it.`,
 			spec, err := r.Repo.Resolve(ctx, args[0], labels)
 			if err != nil {
 				return reportLoadError(cmd.ErrOrStderr(), err)
+			}
+			if _, declared := r.Repo.Host(args[0]); !declared {
+				fmt.Fprintf(cmd.ErrOrStderr(), "note: %s has no file in hosts/: this is what such a host gets (fleet defaults and the groups that match its name)\n", args[0])
 			}
 			out := cmd.OutOrStdout()
 			switch {
@@ -83,9 +87,16 @@ func writeYAML(w io.Writer, v any) error {
 
 // blockStyle drops the flow and quoting styles that JSON input carries, so
 // the encoder picks block style and literal blocks for multi-line content.
+// Strings that a YAML 1.1 reader would take for something else (02:00 is
+// 120 to PyYAML, yes is true) stay quoted.
 func blockStyle(n *yaml.Node) {
 	n.Style = 0
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!str" && yaml11Ambiguous.MatchString(n.Value) {
+		n.Style = yaml.DoubleQuotedStyle
+	}
 	for _, c := range n.Content {
 		blockStyle(c)
 	}
 }
+
+var yaml11Ambiguous = regexp.MustCompile(`^(?i:[-+0-9.:_]+|y|n|yes|no|on|off|true|false|null|~|)$`)

@@ -251,7 +251,7 @@ func compareOne(ctx context.Context, base, head Revision, name string, inBase, i
 }
 
 func compareHost(name string, base, head *hostspec.HostSpec) *HostChange {
-	hc := &HostChange{Host: name, Files: []FileChange{}, Settings: []SettingChange{}}
+	hc := &HostChange{Host: name, BaseGroups: []string{}, HeadGroups: []string{}, Files: []FileChange{}, Settings: []SettingChange{}}
 	switch {
 	case base == nil && head == nil:
 		return nil
@@ -262,10 +262,10 @@ func compareHost(name string, base, head *hostspec.HostSpec) *HostChange {
 	default:
 		hc.Status = StatusModified
 	}
-	if base != nil {
+	if base != nil && base.Groups != nil {
 		hc.BaseGroups = base.Groups
 	}
-	if head != nil {
+	if head != nil && head.Groups != nil {
 		hc.HeadGroups = head.Groups
 	}
 	if ic := compareImage(base, head); ic != nil {
