@@ -219,6 +219,8 @@ func TestDecodeErrorsAreAllReported(t *testing.T) {
 		"groups/a.yaml", groupYAML("a", "selector: {hosts: ['*']}\npriority: high\n"),
 		"hosts/h1.yaml", hostYAML("h1", "spec:\n  etc:\n    - {path: /usr/x, content: x}\n    - {path: /etc/y, from: files/missing}\n"),
 		"hosts/h2.yaml", hostYAML("h3", ""),
+		// A wrong name is reported even in a file with other problems.
+		"hosts/h4.yaml", hostYAML("h5", "spec:\n  imgae: x\n"),
 	)
 	_, err := Load(context.Background(), fsys)
 	list := problems(t, err)
@@ -232,6 +234,8 @@ func TestDecodeErrorsAreAllReported(t *testing.T) {
 		{"hosts/h1.yaml", "spec.etc[0].path"},
 		{"hosts/h1.yaml", "spec.etc[1].from"},
 		{"hosts/h2.yaml", "metadata.name"},
+		{"hosts/h4.yaml", "metadata.name"},
+		{"hosts/h4.yaml", "spec.imgae"},
 	}
 	if len(list) != len(want) {
 		t.Fatalf("got %d problems, want %d:\n%v", len(list), len(want), list)

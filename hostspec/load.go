@@ -192,9 +192,12 @@ func (l *loader) load(cfg loadConfig) (*Repo, error) {
 		}
 		l.errs = append(l.errs, s.errs...)
 		if len(s.errs) > 0 {
-			// Still look at the files its valid parts refer to, so that one
-			// run reports every problem.
+			// Still look at the files its valid parts refer to, and at its
+			// name, so that one run reports every problem.
 			l.prepareOnly(s.doc)
+			if doc, ok := s.doc.(*hostDoc); ok && doc != nil && doc.nameNode != nil {
+				l.checkHostName(s.file, doc, hostFiles)
+			}
 			continue
 		}
 		switch doc := s.doc.(type) {
@@ -208,18 +211,9 @@ func (l *loader) load(cfg loadConfig) (*Repo, error) {
 			groupFiles[doc.name] = doc.src
 			repo.groups = append(repo.groups, &Group{Name: doc.name, Source: doc.src, Priority: doc.priority, Selector: doc.selector, layer: l.prepare(s.file, &doc.spec)})
 		case *hostDoc:
-			want := strings.TrimSuffix(path.Base(s.file), ".yaml")
-			if doc.name != want {
-				l.fail(s.file, Source{Line: doc.nameNode.Line, Column: doc.nameNode.Column}, "metadata.name",
-					"host name %q does not match the file name: hosts/…/%s.yaml must declare name %q", doc.name, want, want)
+			if !l.checkHostName(s.file, doc, hostFiles) {
 				continue
 			}
-			if prev, dup := hostFiles[doc.name]; dup {
-				l.fail(s.file, Source{Line: doc.nameNode.Line, Column: doc.nameNode.Column}, "metadata.name",
-					"duplicate host %q: also defined in %s", doc.name, prev)
-				continue
-			}
-			hostFiles[doc.name] = s.file
 			labels := doc.labels
 			if labels == nil {
 				labels = map[string]string{}
@@ -599,3 +593,21 @@ func (r *Repo) Images() []string { return slices.Clone(r.images) }
 
 // Lock returns bootsync.lock, or nil when the repository has none.
 func (r *Repo) Lock() *Lock { return r.lock }
+
+// checkHostName reports a host whose name is not its file's or is declared
+// twice, and records the name; it returns whether the host can be used.
+func (l *loader) checkHostName(file string, doc *hostDoc, hostFiles map[string]string) bool {
+	at := Source{Line: doc.nameNode.Line, Column: doc.nameNode.Column}
+	want := strings.TrimSuffix(path.Base(file), ".yaml")
+	if doc.name != want {
+		l.fail(file, at, "metadata.name",
+			"host name %q does not match the file name: hosts/…/%s.yaml must declare name %q", doc.name, want, want)
+		return false
+	}
+	if prev, dup := hostFiles[doc.name]; dup {
+		l.fail(file, at, "metadata.name", "duplicate host %q: also defined in %s", doc.name, prev)
+		return false
+	}
+	hostFiles[doc.name] = file
+	return true
+}
