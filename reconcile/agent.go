@@ -89,6 +89,13 @@ type Agent struct {
 	// not load and render the fleet repository again.
 	cachedCommit string
 	cachedSpec   *hostspec.HostSpec
+
+	// undeclared is set when the cached spec's host has no file in hosts/.
+	undeclared bool
+
+	// stopping is closed when the agent is asked to stop (SIGTERM): a pass
+	// waiting for the shutdown its reboot started returns at once.
+	stopping <-chan struct{}
 }
 
 // New returns an agent; it touches nothing until the first pass.
@@ -155,6 +162,13 @@ type PassResult struct {
 // Pass runs one reconcile pass. Errors carry a reason (see Reason) and leave
 // the host unchanged wherever the failure came before an action.
 func (a *Agent) Pass(ctx context.Context, opts PassOptions) (*PassResult, error) {
+	if !opts.DryRun {
+		unlock, err := LockState(ctx, a.cfg.StateDir)
+		if err != nil {
+			return nil, &PassError{Reason: ReasonState, Err: err}
+		}
+		defer unlock()
+	}
 	started := a.now()
 	j, err := a.journal.Load()
 	if err != nil {
@@ -187,6 +201,7 @@ func (a *Agent) finish(st *Status, j *Journal, res *PassResult, err error, start
 		a.log.Error("pass failed", "reason", reason, "err", err)
 	} else {
 		st.LastSuccess = a.now()
+		st.LastError = nil // status says what is wrong now; the log keeps history
 		a.log.Info("pass done", "state", pass.State, "reason", pass.Reason, "duration", pass.Duration)
 	}
 	st.LastPass = pass
@@ -225,6 +240,14 @@ func (a *Agent) pass(ctx context.Context, opts PassOptions, j *Journal, st *Stat
 		if err := a.settleAutoRollback(j, obs); err != nil {
 			return res, err
 		}
+		if j.Committed == "" && j.Pending == nil {
+			// The image the host ran when the agent first saw it is the
+			// first known-good one.
+			j.Committed = obs.Booted.Digest
+			if err := a.journal.Save(j); err != nil {
+				return res, &PassError{Reason: ReasonState, Err: err}
+			}
+		}
 	}
 	a.fault("observed")
 
@@ -240,7 +263,13 @@ func (a *Agent) pass(ctx context.Context, opts PassOptions, j *Journal, st *Stat
 		desired, spec = desiredFromPending(j.Pending), &hostspec.HostSpec{Host: a.cfg.Host, Health: j.Pending.Health, Update: j.Pending.Update}
 		spec.Etc = nil
 	}
+	if ferr == nil && a.undeclared {
+		st.Warnings = append(st.Warnings, undeclaredWarning(a.cfg.Host))
+	}
 	res.Desired = &DesiredStatus{Commit: desired.Commit, Ref: spec.Image.Ref, Digest: desired.Digests[0], Target: desired.ImageRef}
+	if len(desired.Digests) > 1 {
+		res.Desired.PlatformDigest = desired.Digests[1]
+	}
 	a.fault("resolved")
 
 	// /etc: what would change, and drift.
@@ -342,6 +371,11 @@ func (a *Agent) desired(ctx context.Context, j *Journal, arch string) (Desired, 
 		if err != nil {
 			return Desired{}, nil, &PassError{Reason: ReasonInvalidRepo, Err: fmt.Errorf("load fleet repository at %s: %w", short(poll.Commit), err)}
 		}
+		_, declared := repo.Host(a.cfg.Host)
+		a.undeclared = !declared
+		if a.undeclared {
+			a.log.Warn(undeclaredWarning(a.cfg.Host))
+		}
 		spec, err = repo.Resolve(ctx, a.cfg.Host, a.cfg.Labels)
 		if err != nil {
 			return Desired{}, nil, &PassError{Reason: ReasonInvalidRepo, Err: fmt.Errorf("resolve host %s at %s: %w", a.cfg.Host, short(poll.Commit), err)}
@@ -362,7 +396,7 @@ func (a *Agent) desired(ctx context.Context, j *Journal, arch string) (Desired, 
 	}
 	// The allow-lists are checked before any registry request.
 	if err := verifier.CheckAllowed(spec.Image.Ref); err != nil {
-		return Desired{}, nil, &PassError{Reason: policyReason(err), Err: fmt.Errorf("image %s for host %s: %w", spec.Image.Ref, a.cfg.Host, err)}
+		return Desired{}, nil, &PassError{Reason: imageReason(err), Err: fmt.Errorf("image %s for host %s: %w", spec.Image.Ref, a.cfg.Host, err)}
 	}
 	var resolved *registry.Resolved
 	if spec.Image.Digest != "" {
@@ -371,13 +405,13 @@ func (a *Agent) desired(ctx context.Context, j *Journal, arch string) (Desired, 
 		resolved, err = a.deps.Registry.Resolve(ctx, spec.Image.Ref)
 	}
 	if err != nil {
-		return Desired{}, nil, &PassError{Reason: "registry-" + registry.Reason(err), Err: fmt.Errorf("resolve image %s for host %s: %w", spec.Image.Ref, a.cfg.Host, err)}
+		return Desired{}, nil, &PassError{Reason: imageReason(err), Err: fmt.Errorf("resolve image %s for host %s: %w", spec.Image.Ref, a.cfg.Host, err)}
 	}
 	d.ImageRef = resolved.Reference()
 	d.Digests = []string{resolved.Digest}
 	plat, err := a.platformDigest(ctx, d.ImageRef, resolved, arch)
 	if err != nil {
-		return Desired{}, nil, &PassError{Reason: "registry-" + registry.Reason(err), Err: fmt.Errorf("platform of image %s for host %s: %w", d.ImageRef, a.cfg.Host, err)}
+		return Desired{}, nil, &PassError{Reason: imageReason(err), Err: fmt.Errorf("platform of image %s for host %s: %w", d.ImageRef, a.cfg.Host, err)}
 	}
 	if plat != "" && plat != resolved.Digest {
 		d.Digests = append(d.Digests, plat)
@@ -517,4 +551,8 @@ func (a *Agent) fault(point string) {
 		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
 		select {} // the signal is delivered asynchronously
 	}
+}
+
+func undeclaredWarning(host string) string {
+	return "host " + host + " has no file hosts/" + host + ".yaml in the fleet repository: it gets the fleet defaults and the groups that match its name (check host.name)"
 }

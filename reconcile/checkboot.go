@@ -30,16 +30,22 @@ func CheckBoot(ctx context.Context, stateDir, root string, wait time.Duration, p
 		}
 		p := j.Pending
 		switch {
+		case boot != "" && j.FailedBoot == boot:
+			reason := "the agent's verification of this boot failed"
+			for _, q := range j.Quarantine {
+				if q.Reason != "" {
+					reason += ": " + q.Reason
+				}
+			}
+			return BootVerdict{OK: false, Reason: reason}, nil
 		case p == nil:
 			return BootVerdict{OK: true, Reason: "no update awaits verification"}, nil
+		case p.Kind == pendingAutoRollback && p.BootID != boot:
+			return BootVerdict{OK: true, Reason: "rolled back after a failed update"}, nil
 		case p.BootID == boot && !p.Soft:
 			return BootVerdict{OK: true, Reason: "the pending update has not rebooted yet"}, nil
-		case p.Kind == pendingAutoRollback:
-			return BootVerdict{OK: true, Reason: "rolled back after a failed update"}, nil
-		case j.quarantined(p.Digests) != "":
-			q := j.Quarantine[j.quarantined(p.Digests)]
-			return BootVerdict{OK: false, Reason: "the agent's verification failed: " + q.Reason}, nil
 		}
+		// This boot awaits the agent's verdict.
 		if !time.Now().Before(deadline) {
 			return BootVerdict{OK: false, Reason: fmt.Sprintf("the agent did not verify this boot within %s", wait)}, nil
 		}

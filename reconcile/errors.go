@@ -2,8 +2,10 @@ package reconcile
 
 import (
 	"errors"
+	"strings"
 
 	"github.com/bootsync/bootsync/policy"
+	"github.com/bootsync/bootsync/registry"
 )
 
 // Reasons a pass fails, for status.json, logs and the errors metric. Git
@@ -43,9 +45,17 @@ func Reason(err error) string {
 	return "internal"
 }
 
-func policyReason(err error) string {
-	if r := policy.Reason(err); r != "" {
-		return r
+// imageReason is a refusal's own reason (no-signature, wrong-identity,
+// registry-not-allowed, ...) or, for a registry failure, "registry-" and the
+// registry's reason (registry-unavailable, registry-unauthorized, ...).
+func imageReason(err error) string {
+	var refused *policy.RefusedError
+	if errors.As(err, &refused) {
+		return refused.Reason
+	}
+	var regErr *registry.Error
+	if errors.As(err, &regErr) {
+		return "registry-" + strings.TrimPrefix(regErr.Reason, "registry-")
 	}
 	return "policy"
 }

@@ -217,8 +217,9 @@ func (e *execution) reboot(ctx context.Context, step Step) error {
 	e.a.fault("before-reboot")
 	e.res.Rebooting = true
 	e.st.RebootPending = true
-	e.a.log.Info("rebooting", "digest", step.Digest, "soft", step.Soft)
-	if step.Soft {
+	soft := step.Soft || e.softAfterSwitch(ctx)
+	e.a.log.Info("rebooting", "digest", step.Digest, "soft", soft)
+	if soft {
 		_, err := e.a.deps.Bootc.Upgrade(ctx, bootc.UpgradeOptions{Apply: true, SoftReboot: bootc.SoftRebootAuto, Quiet: true})
 		if err == nil || errors.Is(err, bootc.ErrRebooting) {
 			return e.awaitShutdown(ctx)
@@ -237,11 +238,28 @@ func (e *execution) rebootCommand(ctx context.Context) error {
 	return e.awaitShutdown(ctx)
 }
 
+// softAfterSwitch tells whether the image this pass just staged may be
+// entered with a soft reboot: the planner could not know before staging it.
+func (e *execution) softAfterSwitch(ctx context.Context) bool {
+	u := e.desired.Update
+	if !u.SoftReboot || !e.obs.Capabilities.SoftReboot || !e.res.Plan.Has(ActionSwitch) {
+		return false
+	}
+	host, err := e.a.deps.Bootc.Status(ctx)
+	if err != nil || host.Status.Staged == nil {
+		return false
+	}
+	staged := deployment(host.Status.Staged)
+	return staged != nil && e.desired.matches(staged) && staged.SoftRebootCapable && !staged.DownloadOnly
+}
+
 // awaitShutdown waits to be stopped by the shutdown the reboot started.
 func (e *execution) awaitShutdown(ctx context.Context) error {
 	t := time.NewTimer(e.a.cfg.RebootWait)
 	defer t.Stop()
 	select {
+	case <-e.a.stopping:
+		return nil // SIGTERM from the shutdown: stop at once, do not hold it up
 	case <-ctx.Done():
 		return nil // stopped by the shutdown, as expected
 	case <-t.C:
@@ -306,6 +324,7 @@ func (e *execution) verify(ctx context.Context) error {
 	}
 	first := failed[0]
 	reason := fmt.Sprintf("health check %s failed after the update: %s", first.Name, first.Error)
+	e.j.FailedBoot = e.obs.BootID
 	if err := e.quarantine(p.Digests[0], reason, first.Name, first.Output); err != nil {
 		return err
 	}

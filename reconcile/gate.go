@@ -60,7 +60,7 @@ func (a *Agent) gate(ctx context.Context, spec *hostspec.HostSpec, d Desired) er
 	}
 	verdict, err := v.Verify(ctx, a.deps.Registry, d.ImageRef)
 	if err != nil {
-		return &PassError{Reason: policyReason(err), Err: fmt.Errorf("verify the image for host %s: %w", a.cfg.Host, err)}
+		return &PassError{Reason: imageReason(err), Err: fmt.Errorf("verify the image for host %s: %w", a.cfg.Host, err)}
 	}
 	a.log.Info("image verified", "image", verdict.Reference, "signed", verdict.Signed, "format", verdict.Format, "key", verdict.KeyFile)
 	a.verdicts.put(key, *verdict)

@@ -44,6 +44,9 @@ type Journal struct {
 	// Committed is the last digest that passed verification (or was
 	// booted when the agent first ran): a safe rollback target.
 	Committed string `json:"committed,omitempty"`
+	// FailedBoot is the boot ID of a boot whose verification failed:
+	// `bootsync check-boot` reports that boot as bad to greenboot.
+	FailedBoot string `json:"failedBoot,omitempty"`
 }
 
 // Intent is a step the agent started.

@@ -11,6 +11,7 @@ import (
 // one at once whenever trigger fires (SIGHUP). Passes never overlap. A pass
 // in flight when ctx ends gets stopGrace to finish its current step.
 func (a *Agent) Run(ctx context.Context, interval, jitter, stopGrace time.Duration, trigger <-chan struct{}) error {
+	a.stopping = ctx.Done()
 	for {
 		passCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		stop := context.AfterFunc(ctx, func() {

@@ -20,6 +20,7 @@ type Metrics struct {
 	rebootPending prometheus.Gauge
 	quarantined   prometheus.Gauge
 	checkFailures *prometheus.CounterVec
+	state         *prometheus.GaugeVec
 }
 
 // NewMetrics registers the agent's metrics in a new registry.
@@ -59,13 +60,17 @@ func NewMetrics() *Metrics {
 			Name: "bootsync_quarantined_images",
 			Help: "Images that failed verification and are not tried again.",
 		}),
+		state: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "bootsync_state",
+			Help: "The state of the last pass (1 for the current state): converged, updating, waiting, verifying, paused, quarantined, refused, unmanaged.",
+		}, []string{"state"}),
 		checkFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bootsync_health_check_failures_total",
 			Help: "Failed health-check verdicts after an update, by check.",
 		}, []string{"check"}),
 	}
 	m.Registry.MustRegister(m.desired, m.booted, m.lastSuccess, m.passDuration, m.errors,
-		m.drift, m.rebootPending, m.quarantined, m.checkFailures)
+		m.drift, m.rebootPending, m.quarantined, m.checkFailures, m.state)
 	return m
 }
 
@@ -95,6 +100,10 @@ func (m *Metrics) observePass(st *Status, started time.Time, reason string) {
 		m.rebootPending.Set(0)
 	}
 	m.quarantined.Set(float64(len(st.Quarantine)))
+	if st.LastPass != nil && st.LastPass.State != "" {
+		m.state.Reset()
+		m.state.WithLabelValues(st.LastPass.State).Set(1)
+	}
 }
 
 // checkFailed counts a failed health-check verdict.

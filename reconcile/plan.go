@@ -198,7 +198,10 @@ func Decide(d Desired, o Observed) Plan {
 		if needsFleetLock(d.Update.Reboot) {
 			p.add(Step{Action: ActionAcquireLock, Reason: "take a FleetLock reboot slot"})
 		}
-		soft := d.Update.SoftReboot && o.Capabilities.SoftReboot && target != nil && target.SoftRebootCapable
+		// Soft reboots go into a staged deployment only: bootc prepares
+		// one with `upgrade --apply --soft-reboot=auto`; a queued rollback
+		// reboots fully.
+		soft := d.Update.SoftReboot && o.Capabilities.SoftReboot && target != nil && target.SoftRebootCapable && target == o.Staged
 		p.add(Step{Action: ActionReboot, Digest: d.Digests[0], Soft: soft, Reason: why})
 		p.State, p.Reason = StateUpdating, why
 	}
@@ -212,7 +215,12 @@ func Decide(d Desired, o Observed) Plan {
 			p.add(Step{Action: ActionReleaseLock, Reason: "the host is steady on the desired image"})
 		}
 		p.State, p.Reason = StateConverged, "booted image is the desired image"
-		if len(p.Steps) > 0 && p.Steps[0].Action == ActionWriteEtc {
+		if q := j.quarantined(d.Digests); q != "" {
+			// Verification failed and no automatic rollback was possible.
+			p.State = StateQuarantined
+			p.Reason = fmt.Sprintf("running the desired image %s, which failed verification (%s) and could not be rolled back automatically", short(q), j.Quarantine[q].Reason)
+		}
+		if len(p.Steps) > 0 && p.Steps[0].Action == ActionWriteEtc && p.State == StateConverged {
 			p.State, p.Reason = StateUpdating, "booted image is the desired image; /etc needs changes"
 		}
 		if o.EtcRebootRequired && !o.RollbackQueued && o.Staged == nil {
@@ -285,7 +293,8 @@ func rebootAllowed(d Desired, o Observed, j *Journal) (bool, string) {
 			return false, "the maintenance window opens " + start.Format("Mon 2006-01-02 15:04 MST")
 		}
 	}
-	if d.Update.DeferRebootWhileUsers && o.UsersLoggedIn > 0 {
+	// An operator's `bootsync reboot` is not held back by their own session.
+	if d.Update.DeferRebootWhileUsers && o.UsersLoggedIn > 0 && !j.RebootRequested {
 		since := j.UsersDeferredSince
 		max := time.Duration(d.Update.MaxDeferral)
 		if since.IsZero() || o.Now.Sub(since) < max {

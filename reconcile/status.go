@@ -46,7 +46,9 @@ type DesiredStatus struct {
 	Commit string `json:"commit"`
 	Ref    string `json:"ref"`    // image as written in the fleet repo
 	Digest string `json:"digest"` // pinned digest
-	Target string `json:"target"` // what bootc is switched to (repo@digest)
+	// PlatformDigest is what bootc reports when Digest is an image index.
+	PlatformDigest string `json:"platformDigest,omitempty"`
+	Target         string `json:"target"` // what bootc is switched to (repo@digest)
 }
 
 // PassStatus describes one pass.

@@ -18,8 +18,9 @@ func newCheckBootCmd() *cobra.Command {
 		Use:   "check-boot",
 		Short: "Exit 1 when the agent found this boot bad (for greenboot)",
 		Long: `check-boot waits up to --wait for the agent's verdict on the current boot. It
-exits 0 when nothing awaits verification (no update, or it was committed) and 1 when
-the agent's health verification of this boot failed or no verdict came in time. Run it
+exits 0 when nothing awaits verification (no update, or it was committed), 1 when
+the agent's health verification of this boot failed or no verdict came in time, and 2
+when it could not tell (the state directory is unreadable). Run it
 from a greenboot required.d script: if the agent itself cannot come up after an OS
 update, greenboot's boot counting rolls the host back.`,
 		Args: cobra.NoArgs,
@@ -30,7 +31,8 @@ update, greenboot's boot counting rolls the host back.`,
 			}
 			v, err := reconcile.CheckBoot(cmd.Context(), cfg.StateDir, cfg.Root, wait, time.Second)
 			if err != nil {
-				return err
+				// Exit 2, not 1: "could not decide" is not a bad boot.
+				return &exitError{code: 2, err: err}
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), v.Reason)
 			if !v.OK {

@@ -118,7 +118,7 @@ func defaultConfig() map[string]any {
 		"repo.auth.insecureIgnoreHostKey": false,
 		"repo.auth.caFile":                "",
 		"trust.signingKeys":               []string{},
-		"trust.requireSignatures":         false,
+		"trust.requireSignatures":         true,
 		"trust.registries":                []string{},
 		"trust.commitKeys":                []string{},
 		"trust.acceptBundles":             true,

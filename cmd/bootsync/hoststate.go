@@ -200,31 +200,42 @@ func newRebootCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "reboot",
 		Short: "Apply a staged update now (update.reboot: manual)",
-		Long: `reboot records the operator's go-ahead for a staged update and runs a pass, which
-reboots into it (still taking a FleetLock slot and honouring windows if the policy
-asks for them as well).`,
+		Long: `reboot records the operator's go-ahead for a staged update (update.reboot:
+manual) and runs a pass, which reboots into it; logged-in users do not hold it back.
+When nothing is staged or queued, it says so and the go-ahead is dropped.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := hf.load(cmd)
 			if err != nil {
 				return err
 			}
-			store := reconcile.NewJournalStore(cfg.StateDir)
-			j, err := store.Load()
-			if err != nil {
-				return err
-			}
-			j.RebootRequested = true
-			if err := store.Save(j); err != nil {
-				return err
-			}
 			agent, err := buildAgent(cfg, newLogger(), nil, "")
 			if err != nil {
+				return err
+			}
+			if err := editJournal(cmd, cfg, func(j *reconcile.Journal) error {
+				j.RebootRequested = true
+				return nil
+			}); err != nil {
 				return err
 			}
 			res, err := agent.Pass(cmd.Context(), reconcile.PassOptions{})
 			if res != nil && res.Plan.State != "" {
 				printPlan(cmd.OutOrStdout(), res, false)
+			}
+			if res != nil && res.Rebooting {
+				return err // the host is going down
+			}
+			// Still here: nothing rebooted. The go-ahead was for now, not
+			// for whatever is staged next.
+			if cerr := editJournal(cmd, cfg, func(j *reconcile.Journal) error {
+				j.RebootRequested = false
+				return nil
+			}); cerr != nil && err == nil {
+				err = cerr
+			}
+			if err == nil {
+				fmt.Fprintln(cmd.OutOrStdout(), "no reboot: nothing is staged or queued for this host")
 			}
 			return err
 		},
@@ -251,24 +262,22 @@ switch to them again. Give digests (or unique prefixes), or --all.`,
 			if err != nil {
 				return err
 			}
-			store := reconcile.NewJournalStore(cfg.StateDir)
-			j, err := store.Load()
-			if err != nil {
-				return err
-			}
 			var removed []string
-			for d := range j.Quarantine {
-				if all || slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(d, a) }) {
-					removed = append(removed, d)
+			err = editJournal(cmd, cfg, func(j *reconcile.Journal) error {
+				for d := range j.Quarantine {
+					if all || slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(d, a) }) {
+						removed = append(removed, d)
+					}
 				}
-			}
-			if len(removed) == 0 {
-				return fmt.Errorf("no quarantined image matches %s", strings.Join(args, ", "))
-			}
-			for _, d := range removed {
-				delete(j.Quarantine, d)
-			}
-			if err := store.Save(j); err != nil {
+				if len(removed) == 0 {
+					return fmt.Errorf("no quarantined image matches %s", strings.Join(args, ", "))
+				}
+				for _, d := range removed {
+					delete(j.Quarantine, d)
+				}
+				return nil
+			})
+			if err != nil {
 				return err
 			}
 			slices.Sort(removed)
@@ -281,6 +290,25 @@ switch to them again. Give digests (or unique prefixes), or --all.`,
 	hf.register(cmd)
 	cmd.Flags().BoolVar(&all, "all", false, "remove every quarantined image")
 	return cmd
+}
+
+// editJournal changes the agent's journal under the state lock, so that a
+// running agent's pass neither sees half of it nor overwrites it.
+func editJournal(cmd *cobra.Command, cfg *Config, edit func(*reconcile.Journal) error) error {
+	unlock, err := reconcile.LockState(cmd.Context(), cfg.StateDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	store := reconcile.NewJournalStore(cfg.StateDir)
+	j, err := store.Load()
+	if err != nil {
+		return err
+	}
+	if err := edit(j); err != nil {
+		return err
+	}
+	return store.Save(j)
 }
 
 // changeDiff renders an /etc change as a unified diff when both sides are

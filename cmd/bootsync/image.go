@@ -54,7 +54,7 @@ malformed-signature), 2 on trouble (e.g. the registry cannot be reached).`,
 				policy.WithKeyFiles(append(append([]string(nil), cfg.Trust.SigningKeys...), keys...)...),
 				policy.WithRequireSignatures(cfg.Trust.RequireSignatures || len(keys) > 0),
 				policy.WithAllowedRegistries(cfg.Trust.Registries...),
-				policy.WithBundles(!noBundles),
+				policy.WithBundles(!noBundles && cfg.Trust.AcceptBundles),
 			}
 			pinned := ""
 			if repoDir != "" {
