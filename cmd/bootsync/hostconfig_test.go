@@ -101,3 +101,23 @@ func TestConfigFlagMustExist(t *testing.T) {
 		t.Fatal("a missing --config file was accepted")
 	}
 }
+
+// The sample configurations in examples/config load as they are: they
+// cannot drift from the keys the agent accepts.
+func TestExampleConfigsLoad(t *testing.T) {
+	read := func(p string) string {
+		b, err := os.ReadFile(filepath.Join("..", "..", "examples", "config", p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	withConfigFiles(t, read("usr/lib/bootsync/config.yaml"), read("etc/bootsync/config.yaml"))
+	if _, err := loadWithFlags(t); err != nil {
+		t.Fatalf("image default + host config: %v", err)
+	}
+	withConfigFiles(t, "", read("config.yaml"))
+	if _, err := loadWithFlags(t); err != nil {
+		t.Fatalf("examples/config/config.yaml: %v", err)
+	}
+}
