@@ -23,7 +23,7 @@ func BenchmarkVerifyBundle(b *testing.B) {
 func benchmarkVerify(b *testing.B, bundle bool) {
 	s := newSigner(b)
 	tr := newTestRegistry(b, true)
-	ref := tr.push("os/base", "stable")
+	ref := push(tr, "os/base", "stable")
 	if bundle {
 		signBundle(b, s, ref)
 	} else {
@@ -34,7 +34,7 @@ func benchmarkVerify(b *testing.B, bundle bool) {
 	if _, err := v.Verify(b.Context(), c, ref); err != nil { // warm the client
 		b.Fatal(err)
 	}
-	tr.reset()
+	tr.Reset()
 	b.ResetTimer()
 	for b.Loop() {
 		if _, err := v.Verify(b.Context(), c, ref); err != nil {
@@ -42,5 +42,5 @@ func benchmarkVerify(b *testing.B, bundle bool) {
 		}
 	}
 	b.StopTimer()
-	b.ReportMetric(float64(len(tr.recorded()))/float64(b.N), "requests/op")
+	b.ReportMetric(float64(len(tr.Recorded()))/float64(b.N), "requests/op")
 }

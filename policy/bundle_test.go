@@ -17,7 +17,7 @@ func TestSigstoreBundleAccepted(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			s := newSigner(t)
 			tr := newTestRegistry(t, api)
-			ref := tr.push("os/base", "stable")
+			ref := push(tr, "os/base", "stable")
 			signBundle(t, s, ref)
 			v := newVerifier(t, policy.WithKeys(s.PublicKey()))
 			verdict, err := v.Verify(t.Context(), newClient(t), ref)
@@ -41,7 +41,7 @@ func TestSigstoreBundleAccepted(t *testing.T) {
 func TestSigstoreBundleRefusals(t *testing.T) {
 	trusted, other := newSigner(t), newSigner(t)
 	tr := newTestRegistry(t, true)
-	_, otherDigest, _ := strings.Cut(tr.push("os/base", "old"), "@")
+	_, otherDigest, _ := strings.Cut(push(tr, "os/base", "old"), "@")
 	cases := []struct {
 		name   string
 		setup  func(ref string)
@@ -60,7 +60,7 @@ func TestSigstoreBundleRefusals(t *testing.T) {
 	v := newVerifier(t, policy.WithKeys(trusted.PublicKey()))
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			ref := tr.push("os/base", "bundle"+string(rune('a'+i)))
+			ref := push(tr, "os/base", "bundle"+string(rune('a'+i)))
 			tc.setup(ref)
 			_, err := v.Verify(t.Context(), newClient(t), ref)
 			msg := wantRefused(t, err, tc.reason)
@@ -73,7 +73,7 @@ func TestSigstoreBundleRefusals(t *testing.T) {
 
 func TestNoSignatureMentionsBothFormats(t *testing.T) {
 	tr := newTestRegistry(t, true)
-	ref := tr.push("os/base", "stable")
+	ref := push(tr, "os/base", "stable")
 	v := newVerifier(t, policy.WithKeys(newSigner(t).PublicKey()))
 	_, err := v.Verify(t.Context(), newClient(t), ref)
 	msg := wantRefused(t, err, policy.ReasonNoSignature)

@@ -61,7 +61,7 @@ func wantRefused(t *testing.T, err error, reason string) string {
 
 func TestCosignSignatureAcceptedAndNamesTheKey(t *testing.T) {
 	tr := newTestRegistry(t, true)
-	ref := tr.push("os/base", "stable")
+	ref := push(tr, "os/base", "stable")
 	s := newSigner(t)
 	sign(t, s, ref)
 	kf := keyFile(t, s, "fleet.pub")
@@ -88,7 +88,7 @@ func TestCosignSignatureRefusals(t *testing.T) {
 	trusted := newSigner(t)
 	other := newSigner(t)
 	tr := newTestRegistry(t, true)
-	otherDigestRef := tr.push("os/base", "old")
+	otherDigestRef := push(tr, "os/base", "old")
 	_, otherDigest, _ := strings.Cut(otherDigestRef, "@")
 
 	cases := []struct {
@@ -101,8 +101,8 @@ func TestCosignSignatureRefusals(t *testing.T) {
 		{"wrong key", func(ref string) { sign(t, other, ref) }, policy.ReasonBadSignature, "does not verify with any trusted key"},
 		{"payload for another digest", func(ref string) { sign(t, trusted, ref, signer.WithSignedDigest(otherDigest)) },
 			policy.ReasonWrongDigest, "for digest " + otherDigest},
-		{"payload for another repository", func(ref string) { sign(t, trusted, ref, signer.WithIdentity(tr.host+"/os/other")) },
-			policy.ReasonWrongIdentity, "for repository " + tr.host + "/os/other"},
+		{"payload for another repository", func(ref string) { sign(t, trusted, ref, signer.WithIdentity(tr.Host+"/os/other")) },
+			policy.ReasonWrongIdentity, "for repository " + tr.Host + "/os/other"},
 		{"same path on another registry", func(ref string) { sign(t, trusted, ref, signer.WithIdentity("registry.example.com/os/base")) },
 			policy.ReasonWrongIdentity, "registry.example.com/os/base"},
 		{"garbage annotation", func(ref string) { sign(t, trusted, ref, signer.WithGarbageSignature()) },
@@ -113,7 +113,7 @@ func TestCosignSignatureRefusals(t *testing.T) {
 	v := newVerifier(t, policy.WithKeys(trusted.PublicKey()), policy.WithBundles(false))
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			ref := tr.push("os/base", "case"+string(rune('a'+i)))
+			ref := push(tr, "os/base", "case"+string(rune('a'+i)))
 			tc.setup(ref)
 			_, err := v.Verify(t.Context(), newClient(t), ref)
 			msg := wantRefused(t, err, tc.reason)
@@ -127,7 +127,7 @@ func TestCosignSignatureRefusals(t *testing.T) {
 func TestRotationAnyTrustedKeyMaySign(t *testing.T) {
 	oldKey, newKey := newSigner(t), newSigner(t)
 	tr := newTestRegistry(t, true)
-	ref := tr.push("os/base", "stable")
+	ref := push(tr, "os/base", "stable")
 	sign(t, oldKey, ref)
 	newPath, oldPath := keyFile(t, newKey, "new.pub"), keyFile(t, oldKey, "old.pub")
 	v := newVerifier(t, policy.WithKeyFiles(newPath, oldPath))
@@ -143,9 +143,9 @@ func TestRotationAnyTrustedKeyMaySign(t *testing.T) {
 func TestOneGoodSignatureAmongBadOnesIsEnough(t *testing.T) {
 	trusted, stranger := newSigner(t), newSigner(t)
 	tr := newTestRegistry(t, true)
-	ref := tr.push("os/base", "stable")
+	ref := push(tr, "os/base", "stable")
 	sign(t, stranger, ref)                                      // layer 1: unknown key
-	sign(t, trusted, ref, signer.WithIdentity(tr.host+"/os/x")) // layer 2: wrong repository
+	sign(t, trusted, ref, signer.WithIdentity(tr.Host+"/os/x")) // layer 2: wrong repository
 	sign(t, trusted, ref)                                       // layer 3: good
 	v := newVerifier(t, policy.WithKeys(trusted.PublicKey()))
 	if _, err := v.Verify(t.Context(), newClient(t), ref); err != nil {
@@ -154,9 +154,9 @@ func TestOneGoodSignatureAmongBadOnesIsEnough(t *testing.T) {
 
 	// Without the good layer, the most telling failure is reported first
 	// and every layer is explained.
-	ref2 := tr.push("os/base", "other")
+	ref2 := push(tr, "os/base", "other")
 	sign(t, stranger, ref2)
-	sign(t, trusted, ref2, signer.WithIdentity(tr.host+"/os/x"))
+	sign(t, trusted, ref2, signer.WithIdentity(tr.Host+"/os/x"))
 	_, err := v.Verify(t.Context(), newClient(t), ref2)
 	msg := wantRefused(t, err, policy.ReasonWrongIdentity)
 	if !strings.Contains(msg, "cosign signature 1: does not verify") || !strings.Contains(msg, "cosign signature 2: signed by") {
@@ -169,14 +169,14 @@ func TestSignedIdentityTagIsIgnored(t *testing.T) {
 	// compares repositories only.
 	s := newSigner(t)
 	tr := newTestRegistry(t, true)
-	ref := tr.push("os/base", "stable")
-	sign(t, s, ref, signer.WithIdentity(tr.host+"/os/base:v1"))
+	ref := push(tr, "os/base", "stable")
+	sign(t, s, ref, signer.WithIdentity(tr.Host+"/os/base:v1"))
 	v := newVerifier(t, policy.WithKeys(s.PublicKey()))
 	verdict, err := v.Verify(t.Context(), newClient(t), ref)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if verdict.Identity != tr.host+"/os/base:v1" {
+	if verdict.Identity != tr.Host+"/os/base:v1" {
 		t.Fatalf("identity = %q", verdict.Identity)
 	}
 }
@@ -184,7 +184,7 @@ func TestSignedIdentityTagIsIgnored(t *testing.T) {
 func TestDockerMediaTypeSignatureManifest(t *testing.T) {
 	s := newSigner(t)
 	tr := newTestRegistry(t, true)
-	ref := tr.push("os/base", "stable")
+	ref := push(tr, "os/base", "stable")
 	sign(t, s, ref, signer.WithDockerMediaTypes())
 	v := newVerifier(t, policy.WithKeys(s.PublicKey()))
 	if _, err := v.Verify(t.Context(), newClient(t), ref); err != nil {
@@ -195,7 +195,7 @@ func TestDockerMediaTypeSignatureManifest(t *testing.T) {
 func TestIndexSignatureCoversTheIndexDigestOnly(t *testing.T) {
 	s := newSigner(t)
 	tr := newTestRegistry(t, true)
-	idxRef, amd64Ref := tr.pushIndex("os/multi", "stable")
+	idxRef, amd64Ref := pushIndex(tr, "os/multi", "stable")
 	sign(t, s, idxRef) // what `cosign sign repo:tag` does for a multi-arch image
 	v := newVerifier(t, policy.WithKeys(s.PublicKey()))
 	c := newClient(t)
@@ -210,14 +210,14 @@ func TestIndexSignatureCoversTheIndexDigestOnly(t *testing.T) {
 
 func TestVerifyRequiresADigestReference(t *testing.T) {
 	tr := newTestRegistry(t, true)
-	tr.push("os/base", "stable")
+	push(tr, "os/base", "stable")
 	v := newVerifier(t, policy.WithKeys(newSigner(t).PublicKey()))
-	tr.reset()
-	_, err := v.Verify(t.Context(), newClient(t), tr.host+"/os/base:stable")
+	tr.Reset()
+	_, err := v.Verify(t.Context(), newClient(t), tr.Host+"/os/base:stable")
 	if err == nil || !strings.Contains(err.Error(), "digest reference is required") {
 		t.Fatalf("Verify on a tag = %v; it must refuse to re-resolve", err)
 	}
-	if n := len(tr.recorded()); n != 0 {
+	if n := len(tr.Recorded()); n != 0 {
 		t.Fatalf("%d requests", n)
 	}
 }
@@ -225,11 +225,11 @@ func TestVerifyRequiresADigestReference(t *testing.T) {
 func TestResolveAndVerifyBindsTheDigest(t *testing.T) {
 	s := newSigner(t)
 	tr := newTestRegistry(t, true)
-	ref := tr.push("os/base", "stable")
+	ref := push(tr, "os/base", "stable")
 	sign(t, s, ref)
 	v := newVerifier(t, policy.WithKeys(s.PublicKey()))
 	c := newClient(t)
-	verdict, err := v.ResolveAndVerify(t.Context(), c, tr.host+"/os/base:stable", "")
+	verdict, err := v.ResolveAndVerify(t.Context(), c, tr.Host+"/os/base:stable", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -238,19 +238,19 @@ func TestResolveAndVerifyBindsTheDigest(t *testing.T) {
 	}
 	// The tag now points at an unsigned image: resolving again is refused,
 	// and the earlier verdict still names the signed digest.
-	tr.push("os/base", "stable")
-	_, err = v.ResolveAndVerify(t.Context(), c, tr.host+"/os/base:stable", "")
+	push(tr, "os/base", "stable")
+	_, err = v.ResolveAndVerify(t.Context(), c, tr.Host+"/os/base:stable", "")
 	wantRefused(t, err, policy.ReasonNoSignature)
 	// With the lock's digest, the tag is not resolved at all.
 	_, digest, _ := strings.Cut(ref, "@")
-	tr.reset()
-	verdict, err = v.ResolveAndVerify(t.Context(), c, tr.host+"/os/base:stable", digest)
+	tr.Reset()
+	verdict, err = v.ResolveAndVerify(t.Context(), c, tr.Host+"/os/base:stable", digest)
 	if err != nil || verdict.Reference != ref {
 		t.Fatalf("locked: %+v, %v", verdict, err)
 	}
-	for _, r := range tr.recorded() {
+	for _, r := range tr.Recorded() {
 		if strings.HasSuffix(r, "/manifests/stable") {
-			t.Fatalf("the locked tag was resolved: %q", tr.recorded())
+			t.Fatalf("the locked tag was resolved: %q", tr.Recorded())
 		}
 	}
 }
@@ -258,9 +258,9 @@ func TestResolveAndVerifyBindsTheDigest(t *testing.T) {
 func TestRegistryFailureIsNotARefusal(t *testing.T) {
 	s := newSigner(t)
 	tr := newTestRegistry(t, true)
-	ref := tr.push("os/base", "stable")
+	ref := push(tr, "os/base", "stable")
 	sign(t, s, ref)
-	tr.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+	tr.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
 		if strings.HasSuffix(r.URL.Path, ".sig") {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			return true
@@ -281,7 +281,7 @@ func TestRegistryFailureIsNotARefusal(t *testing.T) {
 func TestAllowListsRefuseBeforeAnyRequest(t *testing.T) {
 	s := newSigner(t)
 	tr := newTestRegistry(t, true)
-	ref := tr.push("os/base", "stable")
+	ref := push(tr, "os/base", "stable")
 	sign(t, s, ref)
 	c := newClient(t)
 	cases := []struct {
@@ -291,19 +291,19 @@ func TestAllowListsRefuseBeforeAnyRequest(t *testing.T) {
 		allowed bool
 	}{
 		{"no lists", nil, nil, true},
-		{"host prefix", []string{tr.host + "/os"}, nil, true},
-		{"exact repository", []string{tr.host + "/os/base"}, nil, true},
-		{"registry host", []string{tr.host}, nil, true},
-		{"prefix is a path boundary", []string{tr.host + "/o"}, nil, false},
+		{"host prefix", []string{tr.Host + "/os"}, nil, true},
+		{"exact repository", []string{tr.Host + "/os/base"}, nil, true},
+		{"registry host", []string{tr.Host}, nil, true},
+		{"prefix is a path boundary", []string{tr.Host + "/o"}, nil, false},
 		{"another port", []string{"127.0.0.1:1"}, nil, false},
-		{"fleet tightens", []string{tr.host}, []string{tr.host + "/apps"}, false},
-		{"both allow", []string{tr.host}, []string{tr.host + "/os/"}, true},
+		{"fleet tightens", []string{tr.Host}, []string{tr.Host + "/apps"}, false},
+		{"both allow", []string{tr.Host}, []string{tr.Host + "/os/"}, true},
 		{"fleet alone", nil, []string{"registry.example.com/os"}, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			v := newVerifier(t, policy.WithKeys(s.PublicKey()), policy.WithAllowedRegistries(tc.host...), policy.WithFleetPolicy(tc.fleet, false))
-			tr.reset()
+			tr.Reset()
 			_, err := v.Verify(t.Context(), c, ref)
 			if tc.allowed {
 				if err != nil {
@@ -312,9 +312,9 @@ func TestAllowListsRefuseBeforeAnyRequest(t *testing.T) {
 				return
 			}
 			wantRefused(t, err, policy.ReasonRegistryNotAllowed)
-			_, err = v.ResolveAndVerify(t.Context(), c, tr.host+"/os/base:stable", "")
+			_, err = v.ResolveAndVerify(t.Context(), c, tr.Host+"/os/base:stable", "")
 			wantRefused(t, err, policy.ReasonRegistryNotAllowed)
-			if got := tr.recorded(); len(got) != 0 {
+			if got := tr.Recorded(); len(got) != 0 {
 				t.Fatalf("requests before refusing a registry: %q", got)
 			}
 		})
@@ -323,14 +323,14 @@ func TestAllowListsRefuseBeforeAnyRequest(t *testing.T) {
 
 func TestSignaturesNotRequired(t *testing.T) {
 	tr := newTestRegistry(t, true)
-	ref := tr.push("os/base", "stable")
+	ref := push(tr, "os/base", "stable")
 	v := newVerifier(t, policy.WithRequireSignatures(false))
-	tr.reset()
+	tr.Reset()
 	verdict, err := v.Verify(t.Context(), newClient(t), ref)
 	if err != nil || verdict.Signed {
 		t.Fatalf("verdict %+v, err %v; want accepted unsigned", verdict, err)
 	}
-	if n := len(tr.recorded()); n != 0 {
+	if n := len(tr.Recorded()); n != 0 {
 		t.Fatalf("%d requests although nothing is checked", n)
 	}
 	if !strings.Contains(verdict.String(), "not required") {

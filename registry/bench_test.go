@@ -8,33 +8,33 @@ import (
 // registry and reports registry requests per resolution.
 func BenchmarkResolveTag(b *testing.B) {
 	tr := newTestRegistry(b)
-	tr.pushImage("os/base", "stable")
+	tr.PushRandom("os/base", "stable")
 	c := newClient(b)
-	ref := tr.host + "/os/base:stable"
+	ref := tr.Host + "/os/base:stable"
 	if _, err := c.Resolve(b.Context(), ref); err != nil {
 		b.Fatal(err)
 	}
-	tr.reset()
+	tr.Reset()
 	for b.Loop() {
 		if _, err := c.Resolve(b.Context(), ref); err != nil {
 			b.Fatal(err)
 		}
 	}
-	b.ReportMetric(float64(len(tr.recorded()))/float64(b.N), "requests/op")
+	b.ReportMetric(float64(len(tr.Recorded()))/float64(b.N), "requests/op")
 }
 
 // BenchmarkResolvePinned is the no-op resolution of a digest-pinned or
 // locked image: no request at all.
 func BenchmarkResolvePinned(b *testing.B) {
 	tr := newTestRegistry(b)
-	digest, _ := tr.pushImage("os/base", "stable")
+	digest, _ := tr.PushRandom("os/base", "stable")
 	c := newClient(b)
-	ref := tr.host + "/os/base:stable"
-	tr.reset()
+	ref := tr.Host + "/os/base:stable"
+	tr.Reset()
 	for b.Loop() {
 		if _, err := c.ResolvePinned(b.Context(), ref, digest); err != nil {
 			b.Fatal(err)
 		}
 	}
-	b.ReportMetric(float64(len(tr.recorded()))/float64(b.N), "requests/op")
+	b.ReportMetric(float64(len(tr.Recorded()))/float64(b.N), "requests/op")
 }

@@ -35,76 +35,76 @@ func wantReason(t *testing.T, err error, reason string, status int) *registry.Er
 
 func TestResolveTagToManifestDigestWithOneHEAD(t *testing.T) {
 	tr := newTestRegistry(t)
-	digest, _ := tr.pushImage("os/base", "stable")
+	digest, _ := tr.PushRandom("os/base", "stable")
 	c := newClient(t)
 
-	res := mustResolve(t, c, tr.host+"/os/base:stable")
-	if res.Digest != digest || res.IsIndex || res.Repository != tr.host+"/os/base" {
-		t.Fatalf("Resolve = %+v, want digest %s in %s/os/base, not an index", res, digest, tr.host)
+	res := mustResolve(t, c, tr.Host+"/os/base:stable")
+	if res.Digest != digest || res.IsIndex || res.Repository != tr.Host+"/os/base" {
+		t.Fatalf("Resolve = %+v, want digest %s in %s/os/base, not an index", res, digest, tr.Host)
 	}
-	if got, want := res.Reference(), tr.host+"/os/base@"+digest; got != want {
+	if got, want := res.Reference(), tr.Host+"/os/base@"+digest; got != want {
 		t.Fatalf("Reference() = %s, want %s", got, want)
 	}
 
 	// Warm client: a tag resolution is exactly one HEAD of the manifest.
-	tr.reset()
-	mustResolve(t, c, tr.host+"/os/base:stable")
-	if got := tr.recorded(); len(got) != 1 || got[0] != "HEAD /v2/os/base/manifests/stable" {
+	tr.Reset()
+	mustResolve(t, c, tr.Host+"/os/base:stable")
+	if got := tr.Recorded(); len(got) != 1 || got[0] != "HEAD /v2/os/base/manifests/stable" {
 		t.Fatalf("requests for a warm tag resolution = %q, want exactly [HEAD /v2/os/base/manifests/stable]", got)
 	}
 }
 
 func TestResolveFollowsTheTag(t *testing.T) {
 	tr := newTestRegistry(t)
-	first, _ := tr.pushImage("os/base", "stable")
+	first, _ := tr.PushRandom("os/base", "stable")
 	c := newClient(t)
-	if got := mustResolve(t, c, tr.host+"/os/base:stable").Digest; got != first {
+	if got := mustResolve(t, c, tr.Host+"/os/base:stable").Digest; got != first {
 		t.Fatalf("digest = %s, want %s", got, first)
 	}
-	second, _ := tr.pushImage("os/base", "stable")
-	if got := mustResolve(t, c, tr.host+"/os/base:stable").Digest; got != second {
+	second, _ := tr.PushRandom("os/base", "stable")
+	if got := mustResolve(t, c, tr.Host+"/os/base:stable").Digest; got != second {
 		t.Fatalf("after the tag moved: digest = %s, want %s", got, second)
 	}
 }
 
 func TestResolveDigestPinnedMakesNoRequest(t *testing.T) {
 	tr := newTestRegistry(t)
-	digest, _ := tr.pushImage("os/base", "stable")
+	digest, _ := tr.PushRandom("os/base", "stable")
 	c := newClient(t) // cold: not even the /v2/ handshake may happen
-	tr.reset()
+	tr.Reset()
 
-	res := mustResolve(t, c, tr.host+"/os/base@"+digest)
-	if res.Digest != digest || res.Repository != tr.host+"/os/base" {
+	res := mustResolve(t, c, tr.Host+"/os/base@"+digest)
+	if res.Digest != digest || res.Repository != tr.Host+"/os/base" {
 		t.Fatalf("Resolve = %+v", res)
 	}
 	// A tag plus a lock entry resolves to the locked digest, also without a request.
-	locked, err := c.ResolvePinned(ctx(t), tr.host+"/os/base:stable", digest)
+	locked, err := c.ResolvePinned(ctx(t), tr.Host+"/os/base:stable", digest)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if locked.Reference() != tr.host+"/os/base@"+digest {
+	if locked.Reference() != tr.Host+"/os/base@"+digest {
 		t.Fatalf("ResolvePinned reference = %s", locked.Reference())
 	}
 	// tag@digest is pinned to the digest.
-	if got := mustResolve(t, c, tr.host+"/os/base:ignored@"+digest); got.Digest != digest {
+	if got := mustResolve(t, c, tr.Host+"/os/base:ignored@"+digest); got.Digest != digest {
 		t.Fatalf("tag@digest resolved to %s", got.Digest)
 	}
-	if got := tr.recorded(); len(got) != 0 {
+	if got := tr.Recorded(); len(got) != 0 {
 		t.Fatalf("requests for pinned resolutions = %q, want none", got)
 	}
 }
 
 func TestResolveIndexPinsIndexDigestAndFindsPlatform(t *testing.T) {
 	tr := newTestRegistry(t)
-	idxDigest, perArch := tr.pushIndex("os/multi", "stable")
+	idxDigest, perArch := tr.PushIndex("os/multi", "stable")
 	c := newClient(t)
 
-	res := mustResolve(t, c, tr.host+"/os/multi:stable")
+	res := mustResolve(t, c, tr.Host+"/os/multi:stable")
 	if res.Digest != idxDigest || !res.IsIndex {
 		t.Fatalf("Resolve = %+v, want the index digest %s with IsIndex", res, idxDigest)
 	}
 
-	tr.reset()
+	tr.Reset()
 	for _, arch := range []string{"arm64", "aarch64"} {
 		got, err := c.PlatformDigest(ctx(t), res.Reference(), arch)
 		if err != nil {
@@ -119,7 +119,7 @@ func TestResolveIndexPinsIndexDigestAndFindsPlatform(t *testing.T) {
 		t.Fatalf("PlatformDigest(x86_64) = %s, %v; want %s", got, err, perArch["amd64"])
 	}
 	// One GET of the index by digest, then answers from the cache.
-	if got := tr.recorded(); len(got) != 1 || got[0] != "GET /v2/os/multi/manifests/"+idxDigest {
+	if got := tr.Recorded(); len(got) != 1 || got[0] != "GET /v2/os/multi/manifests/"+idxDigest {
 		t.Fatalf("requests = %q, want one GET of the index by digest", got)
 	}
 
@@ -141,32 +141,32 @@ func TestResolveIndexPinsIndexDigestAndFindsPlatform(t *testing.T) {
 
 func TestPlatformDigestOfPlainManifestIsItself(t *testing.T) {
 	tr := newTestRegistry(t)
-	digest, _ := tr.pushImage("os/base", "stable")
+	digest, _ := tr.PushRandom("os/base", "stable")
 	c := newClient(t)
-	res := mustResolve(t, c, tr.host+"/os/base:stable")
-	tr.reset()
+	res := mustResolve(t, c, tr.Host+"/os/base:stable")
+	tr.Reset()
 	got, err := c.PlatformDigest(ctx(t), res.Reference(), "arm64")
 	if err != nil || got != digest {
 		t.Fatalf("PlatformDigest = %s, %v; want %s", got, err, digest)
 	}
-	if n := len(tr.recorded()); n != 0 {
+	if n := len(tr.Recorded()); n != 0 {
 		t.Fatalf("%d requests; the kind is known from Resolve, want none", n)
 	}
 	// With a fresh client the kind is unknown: one GET decides.
 	fresh := newClient(t)
-	tr.reset()
+	tr.Reset()
 	if got, err := fresh.PlatformDigest(ctx(t), res.Reference(), "amd64"); err != nil || got != digest {
 		t.Fatalf("PlatformDigest (cold) = %s, %v", got, err)
 	}
-	if n := tr.count("GET", "/v2/os/base/manifests/"); n != 1 {
+	if n := tr.Count("GET", "/v2/os/base/manifests/"); n != 1 {
 		t.Fatalf("cold PlatformDigest made %d manifest GETs, want 1", n)
 	}
 }
 
 func TestResolveFallsBackToGETWhenHEADIsNotSupported(t *testing.T) {
 	tr := newTestRegistry(t)
-	digest, _ := tr.pushImage("os/base", "stable")
-	tr.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+	digest, _ := tr.PushRandom("os/base", "stable")
+	tr.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
 		if r.Method == http.MethodHead && strings.Contains(r.URL.Path, "/manifests/") {
 			w.WriteHeader(http.StatusMethodNotAllowed)
 			return true
@@ -174,13 +174,13 @@ func TestResolveFallsBackToGETWhenHEADIsNotSupported(t *testing.T) {
 		return false
 	})
 	c := newClient(t)
-	mustResolve(t, c, tr.host+"/os/base:stable") // warm up the handshake
-	tr.reset()
-	res := mustResolve(t, c, tr.host+"/os/base:stable")
+	mustResolve(t, c, tr.Host+"/os/base:stable") // warm up the handshake
+	tr.Reset()
+	res := mustResolve(t, c, tr.Host+"/os/base:stable")
 	if res.Digest != digest {
 		t.Fatalf("digest via GET = %s, want %s", res.Digest, digest)
 	}
-	if got := tr.recorded(); len(got) != 2 || got[0] != "HEAD /v2/os/base/manifests/stable" || got[1] != "GET /v2/os/base/manifests/stable" {
+	if got := tr.Recorded(); len(got) != 2 || got[0] != "HEAD /v2/os/base/manifests/stable" || got[1] != "GET /v2/os/base/manifests/stable" {
 		t.Fatalf("requests = %q, want HEAD (405, not retried) then GET", got)
 	}
 }
@@ -208,16 +208,16 @@ func TestResolveRetriesRateLimitAndServerErrorsThenSucceeds(t *testing.T) {
 	for _, status := range []int{http.StatusTooManyRequests, http.StatusInternalServerError, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout} {
 		t.Run(fmt.Sprint(status), func(t *testing.T) {
 			tr := newTestRegistry(t)
-			digest, _ := tr.pushImage("os/base", "stable")
+			digest, _ := tr.PushRandom("os/base", "stable")
 			fault, _ := failFirst(2, status, "0")
-			tr.setFault(fault)
-			tr.reset()
+			tr.SetFault(fault)
+			tr.Reset()
 			c := newClient(t)
-			res := mustResolve(t, c, tr.host+"/os/base:stable")
+			res := mustResolve(t, c, tr.Host+"/os/base:stable")
 			if res.Digest != digest {
 				t.Fatalf("digest = %s, want %s", res.Digest, digest)
 			}
-			if n := tr.count("HEAD", "/v2/os/base/manifests/stable"); n != 3 {
+			if n := tr.Count("HEAD", "/v2/os/base/manifests/stable"); n != 3 {
 				t.Fatalf("%d HEAD requests, want 3 (two failures retried, then success)", n)
 			}
 		})
@@ -226,34 +226,34 @@ func TestResolveRetriesRateLimitAndServerErrorsThenSucceeds(t *testing.T) {
 
 func TestResolveGivesUpAfterRetries(t *testing.T) {
 	tr := newTestRegistry(t)
-	tr.pushImage("os/base", "stable")
+	tr.PushRandom("os/base", "stable")
 	fault, _ := failFirst(1000, http.StatusServiceUnavailable, "")
-	tr.setFault(fault)
-	tr.reset()
+	tr.SetFault(fault)
+	tr.Reset()
 	c := newClient(t)
-	_, err := c.Resolve(ctx(t), tr.host+"/os/base:stable")
+	_, err := c.Resolve(ctx(t), tr.Host+"/os/base:stable")
 	wantReason(t, err, registry.ReasonUnavailable, http.StatusServiceUnavailable)
-	if n := tr.count("HEAD", "/v2/os/base/manifests/"); n != 1+fastRetry.Max {
+	if n := tr.Count("HEAD", "/v2/os/base/manifests/"); n != 1+fastRetry.Max {
 		t.Fatalf("%d attempts, want %d (1 + %d retries)", n, 1+fastRetry.Max, fastRetry.Max)
 	}
-	if !strings.HasPrefix(err.Error(), "resolve "+tr.host+"/os/base:stable: unavailable (HTTP 503)") {
+	if !strings.HasPrefix(err.Error(), "resolve "+tr.Host+"/os/base:stable: unavailable (HTTP 503)") {
 		t.Fatalf("error should say what was done and why: %v", err)
 	}
 }
 
 func TestResolveRateLimitBeyondMaxRetryAfterFailsAtOnce(t *testing.T) {
 	tr := newTestRegistry(t)
-	tr.pushImage("os/base", "stable")
+	tr.PushRandom("os/base", "stable")
 	fault, _ := failFirst(1000, http.StatusTooManyRequests, "3600")
-	tr.setFault(fault)
-	tr.reset()
+	tr.SetFault(fault)
+	tr.Reset()
 	c := newClient(t)
-	_, err := c.Resolve(ctx(t), tr.host+"/os/base:stable")
+	_, err := c.Resolve(ctx(t), tr.Host+"/os/base:stable")
 	wantReason(t, err, registry.ReasonRateLimited, http.StatusTooManyRequests)
 	if !strings.Contains(err.Error(), "retry after 1h0m0s") {
 		t.Fatalf("error should say how long the registry asked to wait: %v", err)
 	}
-	if n := tr.count("HEAD", "/v2/os/base/manifests/"); n != 1 {
+	if n := tr.Count("HEAD", "/v2/os/base/manifests/"); n != 1 {
 		t.Fatalf("%d attempts, want 1: waiting an hour would block the agent", n)
 	}
 }
@@ -271,14 +271,14 @@ func TestResolveClientErrorsAreNotRetried(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.reason, func(t *testing.T) {
 			tr := newTestRegistry(t)
-			tr.pushImage("os/base", "stable")
+			tr.PushRandom("os/base", "stable")
 			fault, _ := failFirst(1000, tc.status, "")
-			tr.setFault(fault)
-			tr.reset()
+			tr.SetFault(fault)
+			tr.Reset()
 			c := newClient(t)
-			_, err := c.Resolve(ctx(t), tr.host+"/os/base:stable")
+			_, err := c.Resolve(ctx(t), tr.Host+"/os/base:stable")
 			wantReason(t, err, tc.reason, tc.status)
-			if n := tr.count("HEAD", "/v2/os/base/manifests/"); n != 1 {
+			if n := tr.Count("HEAD", "/v2/os/base/manifests/"); n != 1 {
 				t.Fatalf("%d attempts for HTTP %d, want exactly 1 (no retry)", n, tc.status)
 			}
 		})
@@ -287,20 +287,20 @@ func TestResolveClientErrorsAreNotRetried(t *testing.T) {
 
 func TestResolveMissingTagIsNotFound(t *testing.T) {
 	tr := newTestRegistry(t)
-	tr.pushImage("os/base", "stable")
+	tr.PushRandom("os/base", "stable")
 	c := newClient(t)
-	tr.reset()
-	_, err := c.Resolve(ctx(t), tr.host+"/os/base:nope")
+	tr.Reset()
+	_, err := c.Resolve(ctx(t), tr.Host+"/os/base:nope")
 	wantReason(t, err, registry.ReasonNotFound, http.StatusNotFound)
-	if n := tr.count("HEAD", "/v2/os/base/manifests/nope"); n != 1 {
+	if n := tr.Count("HEAD", "/v2/os/base/manifests/nope"); n != 1 {
 		t.Fatalf("%d HEADs, want 1", n)
 	}
 }
 
 func TestResolveUnreachableRegistryIsUnavailable(t *testing.T) {
 	tr := newTestRegistry(t)
-	host := tr.host
-	tr.srv.Close() // nothing listens there any more
+	host := tr.Host
+	tr.Close() // nothing listens there any more
 	c := newClient(t)
 	_, err := c.Resolve(ctx(t), host+"/os/base:stable")
 	wantReason(t, err, registry.ReasonUnavailable, 0)
@@ -308,8 +308,8 @@ func TestResolveUnreachableRegistryIsUnavailable(t *testing.T) {
 
 func TestResolveTimeout(t *testing.T) {
 	tr := newTestRegistry(t)
-	tr.pushImage("os/base", "stable")
-	tr.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+	tr.PushRandom("os/base", "stable")
+	tr.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
 		if strings.Contains(r.URL.Path, "/manifests/") {
 			<-r.Context().Done() // a registry that never answers
 			return true
@@ -317,7 +317,7 @@ func TestResolveTimeout(t *testing.T) {
 		return false
 	})
 	c := newClient(t, registry.WithTimeout(300*time.Millisecond))
-	_, err := c.Resolve(ctx(t), tr.host+"/os/base:stable")
+	_, err := c.Resolve(ctx(t), tr.Host+"/os/base:stable")
 	re := wantReason(t, err, registry.ReasonTimeout, 0)
 	if !strings.Contains(re.Error(), "300ms") {
 		t.Fatalf("timeout error should name the limit: %v", re)
@@ -326,17 +326,17 @@ func TestResolveTimeout(t *testing.T) {
 
 func TestResolveCanceledByCaller(t *testing.T) {
 	tr := newTestRegistry(t)
-	tr.pushImage("os/base", "stable")
+	tr.PushRandom("os/base", "stable")
 	c := newClient(t)
 	cctx, cancel := contextWithCancel(t)
 	cancel()
-	_, err := c.Resolve(cctx, tr.host+"/os/base:stable")
+	_, err := c.Resolve(cctx, tr.Host+"/os/base:stable")
 	wantReason(t, err, registry.ReasonCanceled, 0)
 }
 
 func TestResolveRefusesSchema1(t *testing.T) {
 	tr := newTestRegistry(t)
-	tr.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+	tr.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
 		if strings.Contains(r.URL.Path, "/manifests/") {
 			w.Header().Set("Content-Type", "application/vnd.docker.distribution.manifest.v1+prettyjws")
 			w.Header().Set("Docker-Content-Digest", "sha256:"+strings.Repeat("ab", 32))
@@ -347,7 +347,7 @@ func TestResolveRefusesSchema1(t *testing.T) {
 		return false
 	})
 	c := newClient(t)
-	_, err := c.Resolve(ctx(t), tr.host+"/os/old:1")
+	_, err := c.Resolve(ctx(t), tr.Host+"/os/old:1")
 	wantReason(t, err, registry.ReasonUnsupported, 0)
 }
 
@@ -411,19 +411,19 @@ func TestOptionsValidate(t *testing.T) {
 
 func TestPingMakesOneRequestEvenForAPinnedDigest(t *testing.T) {
 	tr := newTestRegistry(t)
-	digest, _ := tr.pushImage("os/base", "stable")
+	digest, _ := tr.PushRandom("os/base", "stable")
 	c := newClient(t)
-	ref := tr.host + "/os/base@" + digest
+	ref := tr.Host + "/os/base@" + digest
 	mustResolve(t, c, ref) // resolution of a pinned digest is free ...
-	tr.reset()
+	tr.Reset()
 	if err := c.Ping(ctx(t), ref); err != nil {
 		t.Fatalf("Ping: %v", err)
 	}
 	// ... but a ping must reach the registry.
-	if n := tr.count("HEAD", "/v2/os/base/manifests/"); n != 1 {
-		t.Fatalf("Ping made %d manifest HEAD requests (%q), want 1", n, tr.recorded())
+	if n := tr.Count("HEAD", "/v2/os/base/manifests/"); n != 1 {
+		t.Fatalf("Ping made %d manifest HEAD requests (%q), want 1", n, tr.Recorded())
 	}
-	tr.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+	tr.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
 		w.WriteHeader(http.StatusUnauthorized)
 		return true
 	})

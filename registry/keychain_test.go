@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/bootsync/bootsync/registry"
+	"github.com/bootsync/bootsync/test/registrytest"
 )
 
 const (
@@ -19,8 +20,8 @@ const (
 
 // requireBasicAuth makes the registry answer 401 unless the request carries
 // goodUser/goodPass, as distribution does with htpasswd auth.
-func requireBasicAuth(tr *testRegistry) {
-	tr.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+func requireBasicAuth(tr *registrytest.Registry) {
+	tr.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
 		if u, p, ok := r.BasicAuth(); ok && u == goodUser && p == goodPass {
 			return false
 		}
@@ -57,9 +58,9 @@ func writeAuthFile(t *testing.T, path string, entries map[string][2]string) {
 
 func TestCredentialsFromHostAuthFiles(t *testing.T) {
 	tr := newTestRegistry(t)
-	tr.pushImage("os/base", "stable")
+	tr.PushRandom("os/base", "stable")
 	requireBasicAuth(tr)
-	ref := tr.host + "/os/base:stable"
+	ref := tr.Host + "/os/base:stable"
 	good := [2]string{goodUser, goodPass}
 	bad := [2]string{goodUser, "wrong-password"}
 
@@ -68,29 +69,29 @@ func TestCredentialsFromHostAuthFiles(t *testing.T) {
 		files map[string]map[string][2]string // path under root → entries
 		ok    bool
 	}{
-		{"etc ostree", map[string]map[string][2]string{"/etc/ostree/auth.json": {tr.host: good}}, true},
-		{"usr lib ostree", map[string]map[string][2]string{"/usr/lib/ostree/auth.json": {tr.host: good}}, true},
+		{"etc ostree", map[string]map[string][2]string{"/etc/ostree/auth.json": {tr.Host: good}}, true},
+		{"usr lib ostree", map[string]map[string][2]string{"/usr/lib/ostree/auth.json": {tr.Host: good}}, true},
 		// bootc reads only the first existing ostree file, /run before /etc.
 		{"run ostree wins over etc", map[string]map[string][2]string{
-			"/run/ostree/auth.json": {tr.host: bad},
-			"/etc/ostree/auth.json": {tr.host: good},
+			"/run/ostree/auth.json": {tr.Host: bad},
+			"/etc/ostree/auth.json": {tr.Host: good},
 		}, false},
 		{"run ostree used", map[string]map[string][2]string{
-			"/run/ostree/auth.json": {tr.host: good},
-			"/etc/ostree/auth.json": {tr.host: bad},
+			"/run/ostree/auth.json": {tr.Host: good},
+			"/etc/ostree/auth.json": {tr.Host: bad},
 		}, true},
 		{"repository key more specific than host", map[string]map[string][2]string{
-			"/etc/ostree/auth.json": {tr.host: bad, tr.host + "/os": good},
+			"/etc/ostree/auth.json": {tr.Host: bad, tr.Host + "/os": good},
 		}, true},
 		{"docker URL-style key", map[string]map[string][2]string{
-			"/etc/ostree/auth.json": {"https://" + tr.host + "/v1/": good},
+			"/etc/ostree/auth.json": {"https://" + tr.Host + "/v1/": good},
 		}, true},
 		{"docker config as fallback", map[string]map[string][2]string{
-			"/home/tester/.docker/config.json": {tr.host: good},
+			"/home/tester/.docker/config.json": {tr.Host: good},
 		}, true},
 		{"containers auth after an ostree file without the registry", map[string]map[string][2]string{
 			"/etc/ostree/auth.json":                     {"other.example.com": good},
-			"/home/tester/.config/containers/auth.json": {tr.host: good},
+			"/home/tester/.config/containers/auth.json": {tr.Host: good},
 		}, true},
 		{"no credentials", nil, false},
 		{"another registry only", map[string]map[string][2]string{"/etc/ostree/auth.json": {"other.example.com": good}}, false},
@@ -126,7 +127,7 @@ func TestCredentialsFromHostAuthFiles(t *testing.T) {
 
 func TestMalformedAuthFileIsAnErrorNamingTheFile(t *testing.T) {
 	tr := newTestRegistry(t)
-	tr.pushImage("os/base", "stable")
+	tr.PushRandom("os/base", "stable")
 	root := t.TempDir()
 	path := filepath.Join(root, "/etc/ostree/auth.json")
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
@@ -139,7 +140,7 @@ func TestMalformedAuthFileIsAnErrorNamingTheFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = c.Resolve(ctx(t), tr.host+"/os/base:stable")
+	_, err = c.Resolve(ctx(t), tr.Host+"/os/base:stable")
 	if registry.Reason(err) != registry.ReasonAuthConfig || !strings.Contains(err.Error(), path) {
 		t.Fatalf("error = %v, want reason %q naming %s", err, registry.ReasonAuthConfig, path)
 	}

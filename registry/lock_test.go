@@ -9,38 +9,38 @@ import (
 
 func TestLockImagesResolvesTagsOnly(t *testing.T) {
 	tr := newTestRegistry(t)
-	base, _ := tr.pushImage("os/base", "stable")
-	next, _ := tr.pushImage("os/base", "next")
-	pinned, _ := tr.pushImage("os/edge", "v1")
+	base, _ := tr.PushRandom("os/base", "stable")
+	next, _ := tr.PushRandom("os/base", "next")
+	pinned, _ := tr.PushRandom("os/edge", "v1")
 	c := newClient(t)
 	refs := []string{
-		tr.host + "/os/base:stable",
-		tr.host + "/os/base:next",
-		tr.host + "/os/base:stable", // used by several hosts: resolved once
-		tr.host + "/os/edge@" + pinned,
+		tr.Host + "/os/base:stable",
+		tr.Host + "/os/base:next",
+		tr.Host + "/os/base:stable", // used by several hosts: resolved once
+		tr.Host + "/os/edge@" + pinned,
 	}
-	tr.reset()
+	tr.Reset()
 	lock, err := registry.LockImages(ctx(t), c, refs)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]string{tr.host + "/os/base:stable": base, tr.host + "/os/base:next": next}
-	if len(lock) != len(want) || lock[tr.host+"/os/base:stable"] != base || lock[tr.host+"/os/base:next"] != next {
+	want := map[string]string{tr.Host + "/os/base:stable": base, tr.Host + "/os/base:next": next}
+	if len(lock) != len(want) || lock[tr.Host+"/os/base:stable"] != base || lock[tr.Host+"/os/base:next"] != next {
 		t.Fatalf("lock = %v, want %v", lock, want)
 	}
-	if n := tr.count("HEAD", "/v2/os/base/manifests/stable"); n != 1 {
+	if n := tr.Count("HEAD", "/v2/os/base/manifests/stable"); n != 1 {
 		t.Fatalf("a tag used twice was resolved %d times", n)
 	}
-	if n := tr.count("", "/v2/os/edge/"); n != 0 {
+	if n := tr.Count("", "/v2/os/edge/"); n != 0 {
 		t.Fatalf("a digest reference caused %d requests", n)
 	}
 }
 
 func TestLockImagesReportsEveryFailure(t *testing.T) {
 	tr := newTestRegistry(t)
-	tr.pushImage("os/base", "stable")
+	tr.PushRandom("os/base", "stable")
 	c := newClient(t)
-	_, err := registry.LockImages(ctx(t), c, []string{tr.host + "/os/base:gone", tr.host + "/os/base:stable", "not a ref", tr.host + "/os/other:gone"})
+	_, err := registry.LockImages(ctx(t), c, []string{tr.Host + "/os/base:gone", tr.Host + "/os/base:stable", "not a ref", tr.Host + "/os/other:gone"})
 	if err == nil {
 		t.Fatal("missing tags must fail the lock")
 	}
@@ -53,10 +53,10 @@ func TestLockImagesReportsEveryFailure(t *testing.T) {
 
 func TestCheckLockFindsStaleMissingAndExtra(t *testing.T) {
 	tr := newTestRegistry(t)
-	old, _ := tr.pushImage("os/base", "stable")
-	edge, _ := tr.pushImage("os/edge", "v1")
+	old, _ := tr.PushRandom("os/base", "stable")
+	edge, _ := tr.PushRandom("os/edge", "v1")
 	c := newClient(t)
-	stableRef, edgeRef := tr.host+"/os/base:stable", tr.host+"/os/edge:v1"
+	stableRef, edgeRef := tr.Host+"/os/base:stable", tr.Host+"/os/edge:v1"
 	locked := map[string]string{stableRef: old, edgeRef: edge}
 
 	rep, err := registry.CheckLock(ctx(t), c, []string{stableRef, edgeRef}, locked)
@@ -64,9 +64,9 @@ func TestCheckLockFindsStaleMissingAndExtra(t *testing.T) {
 		t.Fatalf("fresh lock: report %+v, err %v; want up to date", rep, err)
 	}
 
-	moved, _ := tr.pushImage("os/base", "stable")
-	newRef := tr.host + "/os/new:1"
-	newDigest, _ := tr.pushImage("os/new", "1")
+	moved, _ := tr.PushRandom("os/base", "stable")
+	newRef := tr.Host + "/os/new:1"
+	newDigest, _ := tr.PushRandom("os/new", "1")
 	rep, err = registry.CheckLock(ctx(t), c, []string{stableRef, newRef}, locked)
 	if err != nil {
 		t.Fatal(err)
