@@ -38,13 +38,13 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // the configured address, and a clean stop on SIGTERM.
 func TestAgentLoopSignalsAndMetrics(t *testing.T) {
 	f := newFleet(t)
-	v1 := f.image("v1", bootcsim.ImageOptions{}, true)
-	f.commit("v1", map[string]string{"fleet.yaml": f.fleetYAML(v1, "")})
+	v1 := f.Image("v1", bootcsim.ImageOptions{}, true)
+	f.Commit("v1", map[string]string{"fleet.yaml": f.FleetYAML(v1, "")})
 	addr := freeAddr(t)
-	h := f.newHost("web-01", v1, hostOptions{metrics: addr, interval: "1h"})
+	h := f.NewHost("web-01", v1, hostOptions{Metrics: addr, Interval: "1h"})
 
-	cmd := exec.Command(bootsyncBin, "agent", "--config", h.config)
-	cmd.Env = h.sim.Env()
+	cmd := exec.Command(bootsyncBin, "agent", "--config", h.Config)
+	cmd.Env = h.Sim.Env()
 	var logs strings.Builder
 	cmd.Stderr = &logs
 	if err := cmd.Start(); err != nil {
@@ -60,14 +60,14 @@ func TestAgentLoopSignalsAndMetrics(t *testing.T) {
 	})
 
 	// The first pass runs at start, without waiting for the interval.
-	waitFor(t, "the first pass", func() bool { got, _ := h.etc("motd"); return got != "" })
+	waitFor(t, "the first pass", func() bool { got, _ := h.Etc("motd"); return got != "" })
 
 	// A change in Git is picked up at once on SIGHUP (the interval is 1h).
-	f.commit("motd", map[string]string{"fleet.yaml": strings.Replace(f.fleetYAML(v1, ""), "is managed", "is run", 1)})
+	f.Commit("motd", map[string]string{"fleet.yaml": strings.Replace(f.FleetYAML(v1, ""), "is managed", "is run", 1)})
 	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the pass after SIGHUP", func() bool { got, _ := h.etc("motd"); return strings.Contains(got, "is run by") })
+	waitFor(t, "the pass after SIGHUP", func() bool { got, _ := h.Etc("motd"); return strings.Contains(got, "is run by") })
 
 	// /etc is written during the pass; its metrics come when it ends.
 	var body []byte

@@ -66,6 +66,7 @@ import (
 	"github.com/bootsync/bootsync/reconcile"
 	"github.com/bootsync/bootsync/registry"
 	"github.com/bootsync/bootsync/test/bootcsim"
+	"github.com/bootsync/bootsync/test/fleettest"
 	"github.com/bootsync/bootsync/test/gitserver/gittest"
 )
 
@@ -104,17 +105,17 @@ func BenchmarkNoopPasses(b *testing.B) {
 			interval := passInterval(b)
 			f, h := setup(b, p, interval)
 			statusCPU := baselineBootcStatus(b, h)
-			lsRemoteCPU := baselineLsRemote(b, f.url)
+			lsRemoteCPU := baselineLsRemote(b, f.URL)
 			idleCPU, idleRSS := baselineIdleProcess(b)
 
-			f.git.Reset()
-			f.reg.Reset()
+			f.Git.Reset()
+			f.Registry.Reset()
 			run := runAgent(b, h, b.N, interval)
 			// The Git server records a request when its CGI handler
 			// returns, which can be a moment after the agent has read the
 			// refs it needed.
 			time.Sleep(200 * time.Millisecond)
-			gitRequests, regRequests := f.git.Count(), len(f.reg.Requests())
+			gitRequests, regRequests := f.Git.Count(), len(f.Registry.Requests())
 
 			n := float64(b.N)
 			b.ReportMetric(0, "ns/op") // wall time per op is mostly the interval: meaningless
@@ -135,10 +136,10 @@ func BenchmarkNoopPasses(b *testing.B) {
 
 			// The issue's request budget is a requirement, not a figure.
 			if gitRequests != run.passes {
-				b.Errorf("%d no-op passes made %d Git requests, want one each: %v", run.passes, gitRequests, f.git.Requests())
+				b.Errorf("%d no-op passes made %d Git requests, want one each: %v", run.passes, gitRequests, f.Git.Requests())
 			}
 			if regRequests != 0 {
-				b.Errorf("%d no-op passes made %d registry requests, want none: %v", run.passes, regRequests, f.reg.Requests())
+				b.Errorf("%d no-op passes made %d registry requests, want none: %v", run.passes, regRequests, f.Registry.Requests())
 			}
 		})
 	}
@@ -170,11 +171,11 @@ var (
 // no-op: one that fails, changes something or calls bootc for anything
 // but status ends the benchmark, since its figures would measure
 // something else.
-func runAgent(b *testing.B, h *host, measured int, interval time.Duration) agentRun {
+func runAgent(b *testing.B, h *fleettest.Host, measured int, interval time.Duration) agentRun {
 	b.Helper()
-	callsBefore := len(h.sim.Calls(b))
-	cmd := exec.Command(bootsyncBinary(b), "agent", "--config", h.config)
-	cmd.Env = h.sim.Env()
+	callsBefore := len(h.Sim.Calls(b))
+	cmd := exec.Command(bootsyncBinary(b), "agent", "--config", h.Config)
+	cmd.Env = h.Sim.Env()
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		b.Fatal(err)
@@ -200,7 +201,7 @@ func runAgent(b *testing.B, h *host, measured int, interval time.Duration) agent
 		if err != nil {
 			b.Error(err)
 		}
-		calls, err := callCount(h.sim.LogPath)
+		calls, err := callCount(h.Sim.LogPath)
 		if err != nil {
 			b.Error(err)
 		}
@@ -303,7 +304,7 @@ func runAgent(b *testing.B, h *host, measured int, interval time.Duration) agent
 	}
 	// Only `bootc status` each pass and `bootc --version` once: anything
 	// else would change the host.
-	for _, c := range h.sim.Calls(b)[callsBefore:] {
+	for _, c := range h.Sim.Calls(b)[callsBefore:] {
 		if len(c.Argv) == 0 || (c.Argv[0] != "status" && c.Argv[0] != "--version") {
 			b.Fatalf("a no-op pass ran bootc %s", strings.Join(c.Argv, " "))
 		}
@@ -324,11 +325,11 @@ func callCount(path string) (int, error) {
 // baselineBootcStatus is the mean user+sys CPU of one `bootc status
 // --format=json --format-version=1` of the simulator on h, the call the
 // agent makes each pass.
-func baselineBootcStatus(b *testing.B, h *host) time.Duration {
+func baselineBootcStatus(b *testing.B, h *fleettest.Host) time.Duration {
 	b.Helper()
 	var total time.Duration
 	for range baselineRuns {
-		cmd := h.sim.Command(context.Background(), "status", "--format=json", "--format-version=1")
+		cmd := h.Sim.Command(context.Background(), "status", "--format=json", "--format-version=1")
 		var stderr strings.Builder
 		cmd.Stdout, cmd.Stderr = io.Discard, &stderr
 		if err := cmd.Run(); err != nil {
@@ -407,8 +408,8 @@ func BenchmarkNoopPassInProcess(b *testing.B) {
 			if _, err := agent.Pass(ctx, reconcile.PassOptions{}); err != nil {
 				b.Fatal(err)
 			}
-			f.git.Reset()
-			f.reg.Reset()
+			f.Git.Reset()
+			f.Registry.Reset()
 			b.ReportAllocs()
 			b.ResetTimer()
 			for range b.N {
@@ -422,43 +423,43 @@ func BenchmarkNoopPassInProcess(b *testing.B) {
 			}
 			b.StopTimer()
 			time.Sleep(200 * time.Millisecond) // see BenchmarkNoopPasses
-			b.ReportMetric(float64(f.git.Count())/float64(b.N), "git-requests/op")
-			b.ReportMetric(float64(len(f.reg.Requests()))/float64(b.N), "registry-requests/op")
+			b.ReportMetric(float64(f.Git.Count())/float64(b.N), "git-requests/op")
+			b.ReportMetric(float64(len(f.Registry.Requests()))/float64(b.N), "registry-requests/op")
 		})
 	}
 }
 
 // inProcessAgent wires a reconcile.Agent for h as cmd/bootsync's
-// buildAgent does from the same configuration (see fleet.newHost).
-func inProcessAgent(b *testing.B, f *fleet, h *host) *reconcile.Agent {
+// buildAgent does from the same configuration (see fleettest.Fleet.NewHost).
+func inProcessAgent(b *testing.B, f *fleettest.Fleet, h *fleettest.Host) *reconcile.Agent {
 	b.Helper()
-	root := h.sim.Root
-	src, err := gitsource.New(f.url, gitsource.WithCacheDir(filepath.Join(h.stateDir, "git")), gitsource.WithRef("main"), gitsource.WithAllowHTTP())
+	root := h.Sim.Root
+	src, err := gitsource.New(f.URL, gitsource.WithCacheDir(filepath.Join(h.StateDir, "git")), gitsource.WithRef("main"), gitsource.WithAllowHTTP())
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = src.Close() })
-	reg, err := registry.New(registry.WithAuthRoot(root), registry.WithInsecureRegistries(f.reg.Addr()))
+	reg, err := registry.New(registry.WithAuthRoot(root), registry.WithInsecureRegistries(f.Registry.Addr()))
 	if err != nil {
 		b.Fatal(err)
 	}
-	drv, err := bootc.New(bootc.WithPath(h.sim.Bin), bootc.WithEnv(h.sim.SimEnv()...))
+	drv, err := bootc.New(bootc.WithPath(h.Sim.Bin), bootc.WithEnv(h.Sim.SimEnv()...))
 	if err != nil {
 		b.Fatal(err)
 	}
-	etcw, err := etcoverlay.New(root, filepath.Join(h.stateDir, "etc"),
+	etcw, err := etcoverlay.New(root, filepath.Join(h.StateDir, "etc"),
 		etcoverlay.WithBootIDFile(filepath.Join(root, "proc/sys/kernel/random/boot_id")))
 	if err != nil {
 		b.Fatal(err)
 	}
 	agent, err := reconcile.New(reconcile.Config{
-		Host:              h.name,
-		StateDir:          h.stateDir,
+		Host:              h.Name,
+		StateDir:          h.StateDir,
 		Root:              root,
-		RebootCommand:     []string{h.sim.Bin, "sim", "reboot", "--shutdown"},
-		SigningKeys:       []string{f.keyFile},
+		RebootCommand:     []string{h.Sim.Bin, "sim", "reboot", "--shutdown"},
+		SigningKeys:       []string{f.KeyFile},
 		RequireSignatures: true,
-		GitRemote:         f.url,
+		GitRemote:         f.URL,
 		Logger:            slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo})),
 	}, reconcile.Deps{Source: src, Registry: reg, Bootc: drv, Etc: etcw, Metrics: reconcile.NewMetrics()})
 	if err != nil {
