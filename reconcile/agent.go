@@ -23,6 +23,7 @@ import (
 	etcoverlay "github.com/bootsync/bootsync/apply/etc"
 	"github.com/bootsync/bootsync/gitsource"
 	"github.com/bootsync/bootsync/hostspec"
+	"github.com/bootsync/bootsync/policy"
 	"github.com/bootsync/bootsync/policy/health"
 	"github.com/bootsync/bootsync/registry"
 )
@@ -254,7 +255,7 @@ func (a *Agent) pass(ctx context.Context, opts PassOptions, j *Journal, st *Stat
 	// fetch and resolve; a failure here still lets a due verification run
 	// from what the journal kept, so a host cut off from Git after an
 	// update is rolled back rather than stuck.
-	desired, spec, ferr := a.desired(ctx, j, obs.Arch)
+	desired, spec, verifier, ferr := a.desired(ctx, j, obs.Arch)
 	if ferr != nil {
 		if j.Pending == nil || !rebooted(j.Pending, obs) || opts.DryRun {
 			return res, ferr
@@ -297,7 +298,10 @@ func (a *Agent) pass(ctx context.Context, opts PassOptions, j *Journal, st *Stat
 
 	// gate: an image is verified before anything makes the host boot it.
 	if needsVerdict(plan) {
-		if err := a.gate(ctx, spec, desired); err != nil {
+		if verifier == nil {
+			return res, ferr // working from the journal: nothing new may be booted
+		}
+		if err := a.gate(ctx, spec, verifier, desired); err != nil {
 			res.Plan = Plan{State: StateRefused, Reason: "the desired image was refused; nothing was changed", Steps: []Step{}}
 			st.RebootPending = false
 			return res, err
@@ -356,11 +360,12 @@ func deployment(e *bootc.BootEntry) *Deployment {
 }
 
 // desired fetches the fleet repository and resolves this host's spec to a
-// pinned image.
-func (a *Agent) desired(ctx context.Context, j *Journal, arch string) (Desired, *hostspec.HostSpec, error) {
+// pinned image, with the image policy (host trust plus the fleet's) that
+// applies to it.
+func (a *Agent) desired(ctx context.Context, j *Journal, arch string) (Desired, *hostspec.HostSpec, *policy.Verifier, error) {
 	poll, err := a.deps.Source.Poll(ctx, j.LastApplied)
 	if err != nil {
-		return Desired{}, nil, &PassError{Reason: "git-" + gitsource.ErrorReason(err), Err: fmt.Errorf("fetch fleet repository: %w", err)}
+		return Desired{}, nil, nil, &PassError{Reason: "git-" + gitsource.ErrorReason(err), Err: fmt.Errorf("fetch fleet repository: %w", err)}
 	}
 	if poll.Recovered != nil {
 		a.log.Warn("git cache was corrupt and has been cloned again", "err", poll.Recovered)
@@ -369,7 +374,7 @@ func (a *Agent) desired(ctx context.Context, j *Journal, arch string) (Desired, 
 	if a.cachedCommit != poll.Commit || spec == nil {
 		repo, err := hostspec.Load(ctx, poll.Revision.FS, hostspec.WithRevision(poll.Commit))
 		if err != nil {
-			return Desired{}, nil, &PassError{Reason: ReasonInvalidRepo, Err: fmt.Errorf("load fleet repository at %s: %w", short(poll.Commit), err)}
+			return Desired{}, nil, nil, &PassError{Reason: ReasonInvalidRepo, Err: fmt.Errorf("load fleet repository at %s: %w", short(poll.Commit), err)}
 		}
 		_, declared := repo.Host(a.cfg.Host)
 		a.undeclared = !declared
@@ -378,7 +383,7 @@ func (a *Agent) desired(ctx context.Context, j *Journal, arch string) (Desired, 
 		}
 		spec, err = repo.Resolve(ctx, a.cfg.Host, a.cfg.Labels)
 		if err != nil {
-			return Desired{}, nil, &PassError{Reason: ReasonInvalidRepo, Err: fmt.Errorf("resolve host %s at %s: %w", a.cfg.Host, short(poll.Commit), err)}
+			return Desired{}, nil, nil, &PassError{Reason: ReasonInvalidRepo, Err: fmt.Errorf("resolve host %s at %s: %w", a.cfg.Host, short(poll.Commit), err)}
 		}
 		a.cachedCommit, a.cachedSpec = poll.Commit, spec
 	}
@@ -386,17 +391,17 @@ func (a *Agent) desired(ctx context.Context, j *Journal, arch string) (Desired, 
 	if len(spec.Update.Windows) > 0 {
 		sched, err := parseWindows(spec.Update.Windows)
 		if err != nil {
-			return Desired{}, nil, &PassError{Reason: ReasonInvalidRepo, Err: err}
+			return Desired{}, nil, nil, &PassError{Reason: ReasonInvalidRepo, Err: err}
 		}
 		d.Windows = sched
 	}
 	verifier, err := a.verifier(spec)
 	if err != nil {
-		return Desired{}, nil, err
+		return Desired{}, nil, nil, err
 	}
 	// The allow-lists are checked before any registry request.
 	if err := verifier.CheckAllowed(spec.Image.Ref); err != nil {
-		return Desired{}, nil, &PassError{Reason: imageReason(err), Err: fmt.Errorf("image %s for host %s: %w", spec.Image.Ref, a.cfg.Host, err)}
+		return Desired{}, nil, nil, &PassError{Reason: imageReason(err), Err: fmt.Errorf("image %s for host %s: %w", spec.Image.Ref, a.cfg.Host, err)}
 	}
 	var resolved *registry.Resolved
 	if spec.Image.Digest != "" {
@@ -405,18 +410,18 @@ func (a *Agent) desired(ctx context.Context, j *Journal, arch string) (Desired, 
 		resolved, err = a.deps.Registry.Resolve(ctx, spec.Image.Ref)
 	}
 	if err != nil {
-		return Desired{}, nil, &PassError{Reason: imageReason(err), Err: fmt.Errorf("resolve image %s for host %s: %w", spec.Image.Ref, a.cfg.Host, err)}
+		return Desired{}, nil, nil, &PassError{Reason: imageReason(err), Err: fmt.Errorf("resolve image %s for host %s: %w", spec.Image.Ref, a.cfg.Host, err)}
 	}
 	d.ImageRef = resolved.Reference()
 	d.Digests = []string{resolved.Digest}
 	plat, err := a.platformDigest(ctx, d.ImageRef, resolved, arch)
 	if err != nil {
-		return Desired{}, nil, &PassError{Reason: imageReason(err), Err: fmt.Errorf("platform of image %s for host %s: %w", d.ImageRef, a.cfg.Host, err)}
+		return Desired{}, nil, nil, &PassError{Reason: imageReason(err), Err: fmt.Errorf("platform of image %s for host %s: %w", d.ImageRef, a.cfg.Host, err)}
 	}
 	if plat != "" && plat != resolved.Digest {
 		d.Digests = append(d.Digests, plat)
 	}
-	return d, spec, nil
+	return d, spec, verifier, nil
 }
 
 // platformDigest is the digest bootc will report for ref: the index entry

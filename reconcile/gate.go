@@ -49,14 +49,10 @@ func needsVerdict(p Plan) bool {
 // gate verifies the desired digest against the image policy before any
 // step that could boot it. A verdict is cached per digest and trust
 // configuration: a revert to an image verified before needs no registry.
-func (a *Agent) gate(ctx context.Context, spec *hostspec.HostSpec, d Desired) error {
+func (a *Agent) gate(ctx context.Context, spec *hostspec.HostSpec, v *policy.Verifier, d Desired) error {
 	key := d.Digests[0] + " " + a.trustFingerprint(spec)
 	if _, ok := a.verdicts.get(key); ok {
 		return nil
-	}
-	v, err := a.verifier(spec)
-	if err != nil {
-		return err
 	}
 	verdict, err := v.Verify(ctx, a.deps.Registry, d.ImageRef)
 	if err != nil {
