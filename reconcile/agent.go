@@ -55,6 +55,11 @@ type Config struct {
 	RequireSignatures bool
 	AllowedRegistries []string
 	AcceptBundles     bool
+	// ReservedPaths are host paths of the files the agent's configuration
+	// consists of or names; with etcoverlay.ReservedPaths, the fleet may
+	// not write them unless AllowReserved lists them.
+	ReservedPaths []string
+	AllowReserved []string
 	// GitRemote labels the management-plane health check (redacted).
 	GitRemote string
 	// Systemctl runs health checks of type systemd.
@@ -83,6 +88,7 @@ type Agent struct {
 	status   *StatusStore
 	verdicts *verdictCache
 	plats    *platformCache
+	reserved *etcoverlay.Reserved
 	log      *slog.Logger
 	now      func() time.Time
 
@@ -132,7 +138,11 @@ func New(cfg Config, deps Deps) (*Agent, error) {
 	if now == nil {
 		now = time.Now
 	}
-	return &Agent{
+	reserved, err := etcoverlay.NewReserved(cfg.ReservedPaths, cfg.AllowReserved)
+	if err != nil {
+		return nil, fmt.Errorf("reconcile: %w", err)
+	}
+	return &Agent{reserved: reserved,
 		cfg: cfg, deps: deps, log: log.With("host", cfg.Host), now: now,
 		journal:  NewJournalStore(cfg.StateDir),
 		status:   NewStatusStore(cfg.StateDir),
@@ -158,6 +168,8 @@ type PassResult struct {
 	Health *health.Report
 	// Rebooting is true when the pass started a reboot.
 	Rebooting bool
+	// Warnings are what status.json lists as warnings for this pass.
+	Warnings []string
 }
 
 // Pass runs one reconcile pass. Errors carry a reason (see Reason) and leave
@@ -180,6 +192,9 @@ func (a *Agent) Pass(ctx context.Context, opts PassOptions) (*PassResult, error)
 		st.LastSuccess, st.LastError, st.Health = prev.LastSuccess, prev.LastError, prev.Health
 	}
 	res, err := a.pass(ctx, opts, j, st)
+	if res != nil {
+		res.Warnings = st.Warnings
+	}
 	if opts.DryRun {
 		return res, err
 	}
@@ -284,6 +299,7 @@ func (a *Agent) pass(ctx context.Context, opts PassOptions, j *Journal, st *Stat
 		obs.EtcChanges = len(etcPlan.Changes) + len(etcPlan.Leftovers)
 		obs.EtcRebootRequired = etcPlan.Owed.RebootRequired
 		a.recordEtc(st, etcPlan)
+		st.Warnings = append(st.Warnings, modeWarnings(spec.Etc)...)
 	}
 
 	plan := Decide(desired, obs)
@@ -386,6 +402,11 @@ func (a *Agent) desired(ctx context.Context, j *Journal, arch string) (Desired, 
 			return Desired{}, nil, nil, &PassError{Reason: ReasonInvalidRepo, Err: fmt.Errorf("resolve host %s at %s: %w", a.cfg.Host, short(poll.Commit), err)}
 		}
 		a.cachedCommit, a.cachedSpec = poll.Commit, spec
+	}
+	// The fleet may not loosen the host's own trust: nothing of this
+	// commit is applied if it targets a reserved path.
+	if err := a.reserved.CheckFiles(spec.Etc); err != nil {
+		return Desired{}, nil, nil, &PassError{Reason: ReasonReservedPath, Err: fmt.Errorf("host %s at %s: %w", a.cfg.Host, short(poll.Commit), err)}
 	}
 	d := Desired{Commit: poll.Commit, Update: spec.Update}
 	if len(spec.Update.Windows) > 0 {

@@ -64,6 +64,9 @@ func printPlan(w io.Writer, res *reconcile.PassResult, diffs bool) {
 		}
 		fmt.Fprintln(w)
 	}
+	for _, warn := range res.Warnings {
+		fmt.Fprintf(w, "warning: %s\n", warn)
+	}
 	if res.Etc == nil {
 		return
 	}
