@@ -50,6 +50,9 @@ type Config struct {
 	// RebootWait is how long to wait to be stopped after RebootCommand
 	// returned before reporting that the reboot did not happen.
 	RebootWait time.Duration
+	// LockWait bounds how long a pass waits for the state lock held by
+	// another pass (default 10 minutes); then it fails with reason state.
+	LockWait time.Duration
 	// Trust: the host's own image policy; the fleet repo may only add to it.
 	SigningKeys       []string
 	RequireSignatures bool
@@ -124,6 +127,9 @@ func New(cfg Config, deps Deps) (*Agent, error) {
 	if cfg.RebootWait == 0 {
 		cfg.RebootWait = 5 * time.Minute
 	}
+	if cfg.LockWait == 0 {
+		cfg.LockWait = defaultLockWait
+	}
 	if cfg.Systemctl == "" {
 		cfg.Systemctl = "systemctl"
 	}
@@ -175,17 +181,23 @@ type PassResult struct {
 // Pass runs one reconcile pass. Errors carry a reason (see Reason) and leave
 // the host unchanged wherever the failure came before an action.
 func (a *Agent) Pass(ctx context.Context, opts PassOptions) (*PassResult, error) {
+	started := a.now()
 	if !opts.DryRun {
-		unlock, err := LockState(ctx, a.cfg.StateDir)
+		unlock, err := a.lockState(ctx)
 		if err != nil {
-			return nil, &PassError{Reason: ReasonState, Err: err}
+			err = &PassError{Reason: ReasonState, Err: err}
+			a.recordFailure(err, started)
+			return nil, err
 		}
 		defer unlock()
 	}
-	started := a.now()
 	j, err := a.journal.Load()
 	if err != nil {
-		return nil, &PassError{Reason: ReasonState, Err: err}
+		err = &PassError{Reason: ReasonState, Err: err}
+		if !opts.DryRun {
+			a.recordFailure(err, started)
+		}
+		return nil, err
 	}
 	st := &Status{Host: a.cfg.Host, Updated: started, Managed: []ManagedFile{}, Drift: []DriftStatus{}, Quarantine: []QuarantineEntry{}}
 	if prev, err := a.status.Load(); err == nil && prev != nil {
@@ -225,9 +237,7 @@ func (a *Agent) finish(st *Status, j *Journal, res *PassResult, err error, start
 	for _, q := range j.Quarantine {
 		st.Quarantine = append(st.Quarantine, q)
 	}
-	if err := a.status.Save(st); err != nil {
-		a.log.Error("write status", "err", err)
-	}
+	a.saveStatus(st)
 	a.deps.Metrics.observePass(st, started, reason)
 }
 
