@@ -1,11 +1,13 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 
 	"github.com/spf13/cobra"
 
+	"github.com/bootsync/bootsync/hostspec"
 	"github.com/bootsync/bootsync/hostspec/fleetdiff"
 )
 
@@ -56,11 +58,24 @@ changes and --exit-code is given, 2 on trouble (as diff(1)).`,
 			wg.Go(func() { b, berr = rf.openRevision(ctx, base) })
 			wg.Go(func() { h, herr = rf.openRevision(ctx, head) })
 			wg.Wait()
+			// Say which side the problems are in: a base without
+			// fleet.yaml is not something the PR can fix in its files.
+			side := func(what string, err error) error {
+				var list hostspec.ErrorList
+				if errors.As(err, &list) {
+					fmt.Fprintf(cmd.ErrOrStderr(), "%s:\n", what)
+				}
+				return trouble(err)
+			}
 			if berr != nil {
-				return trouble(berr)
+				return side(fmt.Sprintf("the base revision %q (--base) is not a valid fleet repository", base), berr)
 			}
 			if herr != nil {
-				return trouble(herr)
+				headName := "the working tree (the default --head)"
+				if head != "" {
+					headName = fmt.Sprintf("the head revision %q (--head)", head)
+				}
+				return side(headName+" is not a valid fleet repository", herr)
 			}
 			rep, err := fleetdiff.Compare(ctx,
 				fleetdiff.Revision{Name: b.Name, Repo: b.Repo, FS: b.FS},
