@@ -56,6 +56,7 @@ type WorkTreeFS struct {
 	mu       sync.Mutex
 	ignores  map[string][]gitignore.Pattern // by directory: the patterns in effect there
 	dirShown map[string]bool                // untracked directories: does a visible file live below?
+	dirs     map[string]fs.FileInfo         // shown directories, by top-relative path
 }
 
 var (
@@ -87,7 +88,8 @@ func OpenWorkTree(ctx context.Context, dir string) (*WorkTreeFS, error) {
 		return nil, fmt.Errorf("open working tree %s: not a directory", dir)
 	}
 	w := &WorkTreeFS{top: abs, base: ".", tracked: map[string]bool{}, trackedDirs: map[string]bool{},
-		gitlinks: map[string]bool{}, ignores: map[string][]gitignore.Pattern{}, dirShown: map[string]bool{}}
+		gitlinks: map[string]bool{}, ignores: map[string][]gitignore.Pattern{}, dirShown: map[string]bool{},
+		dirs: map[string]fs.FileInfo{}}
 	repo, err := git.PlainOpenWithOptions(abs, &git.PlainOpenOptions{DetectDotGit: true, EnableDotGitCommonDir: true})
 	switch {
 	case errors.Is(err, git.ErrRepositoryNotExists):
@@ -213,6 +215,23 @@ func (w *WorkTreeFS) lstatShown(full string) (fs.FileInfo, error) {
 	if path.Base(full) == ".git" {
 		return nil, fs.ErrNotExist // Git's own files are never content
 	}
+	w.mu.Lock()
+	fi, ok := w.dirs[full]
+	w.mu.Unlock()
+	if ok {
+		return fi, nil
+	}
+	fi, err := w.lstatDisk(full)
+	if err == nil && fi.IsDir() {
+		// Every file below a directory looks it up again: remember it.
+		w.mu.Lock()
+		w.dirs[full] = fi
+		w.mu.Unlock()
+	}
+	return fi, err
+}
+
+func (w *WorkTreeFS) lstatDisk(full string) (fs.FileInfo, error) {
 	fi, err := os.Lstat(w.disk(full))
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
