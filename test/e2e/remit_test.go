@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bootsync/bootsync/reconcile"
 	"github.com/bootsync/bootsync/test/bootcsim"
 	"github.com/bootsync/bootsync/test/fleettest"
 )
@@ -158,8 +159,10 @@ func metric(t *testing.T, addr, sample string) float64 {
 // as ok. Now every pass says why it does nothing — in the log, as
 // bootsync_errors_total{reason="state"} and in `bootsync status` — while
 // the journal stays as the newer agent wrote it and the loop keeps going:
-// also when status.json cannot be written, and once the state is readable
-// again the host converges.
+// also with a truncated journal, when status.json cannot be written and
+// when the state lock cannot be taken; a lock held by another pass is
+// waited for, saying so; once the state is readable again the host
+// converges.
 func TestAgentWithUnreadableStateSaysSoAndKeepsRunning(t *testing.T) {
 	f := newFleet(t)
 	v1 := f.Image("v1", bootcsim.ImageOptions{}, true)
@@ -219,16 +222,40 @@ func TestAgentWithUnreadableStateSaysSoAndKeepsRunning(t *testing.T) {
 		t.Fatalf("the log does not show the corrupt journal and the failed status write:\n%s", a.log())
 	}
 
-	// Readable state again: the next pass converges.
-	if err := os.Remove(journal); err != nil {
+	// A state lock that cannot be taken at all (here: agent.lock is a
+	// directory) is the same kind of error.
+	lockFile := filepath.Join(h.StateDir, "agent.lock")
+	if err := os.Remove(lockFile); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Remove(status); err != nil {
+	if err := os.Mkdir(lockFile, 0o700); err != nil {
 		t.Fatal(err)
 	}
 	if err := a.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
+	waitFor(t, "a lock failure in the metrics", func() bool { return metric(t, addr, stateErrors) == 5 })
+	if !strings.Contains(a.log(), "lock state: open") {
+		t.Fatalf("the log does not show the lock failure:\n%s", a.log())
+	}
+
+	// Readable state again, but another pass (a `bootsync reconcile`)
+	// holds the lock: the agent says it waits, and converges once the
+	// lock is free.
+	for _, p := range []string{journal, status, lockFile} {
+		if err := os.Remove(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	unlock, err := reconcile.LockState(t.Context(), h.StateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the agent to say it waits for the lock", func() bool { return strings.Contains(a.log(), "waiting for the state lock") })
+	unlock()
 	waitFor(t, "the pass after the state was repaired", func() bool { got, _ := h.Etc("motd"); return got != "" })
 	if err := a.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
