@@ -125,7 +125,7 @@ func (r *Remote) httpAuth() (transport.AuthMethod, error) {
 		if err != nil {
 			return nil, err
 		}
-		r.red.add(pass)
+		r.red.addBasic(user, pass)
 		return &githttp.BasicAuth{Username: user, Password: pass}, nil
 	case r.opts.tokenFile != "":
 		token, err := r.readSecret("token", r.opts.tokenFile)

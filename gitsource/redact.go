@@ -1,6 +1,7 @@
 package gitsource
 
 import (
+	"encoding/base64"
 	"errors"
 	"regexp"
 	"strings"
@@ -11,12 +12,19 @@ const redacted = "***"
 
 var (
 	// scheme://userinfo@ — the whole userinfo goes, since some servers take
-	// a token as the user name (https://TOKEN@host/...).
-	urlUserinfo = regexp.MustCompile(`(?i)\b([a-z][a-z0-9+.-]*://)([^/?#@\s"'<>]+)@`)
+	// a token as the user name (https://TOKEN@host/...). Up to the last @
+	// before the path: a password may hold an unescaped @, and a URL that
+	// does not parse (https://user:secret@[::1) is matched all the same.
+	urlUserinfo = regexp.MustCompile(`(?i)\b([a-z][a-z0-9+.-]*://)([^/?#\s"'<>]+)@`)
 	// ?token=..., &access_token=..., password=... in URLs and messages.
 	secretParam = regexp.MustCompile(`(?i)\b((?:access_|private_|auth_)?token|password|passwd|secret|sig)=([^&\s"'<>]+)`)
-	// Authorization headers quoted back by servers or proxies.
-	authHeader = regexp.MustCompile(`(?i)\b(authorization:\s*(?:basic|bearer|token)\s+)(\S+)`)
+	// Authorization headers quoted back by servers or proxies, in any
+	// scheme (Basic, Bearer, token, Digest, none): as a header line
+	// ("Authorization: Basic …", to the end of the line) or quoted, as in
+	// JSON ("Authorization":["Basic …"], to the closing quote). The scheme
+	// word is kept.
+	authHeader = regexp.MustCompile(`(?i)\b((?:proxy-)?authorization[ \t]*[:=][ \t]*(?:[a-z][a-z0-9._-]*[ \t]+)?)([^\s][^\r\n]*)`)
+	authQuoted = regexp.MustCompile(`(?i)\b((?:proxy-)?authorization["'][ \t]*[:=][ \t]*\[?[ \t]*["'][ \t]*(?:[a-z][a-z0-9._-]*[ \t]+)?)([^"'\r\n]+)`)
 	// Well-known token formats: GitHub, GitLab.
 	knownToken = regexp.MustCompile(`\b(gh[opsu]_[A-Za-z0-9]{20,}|ghr_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}|glpat-[A-Za-z0-9_-]{20,})\b`)
 )
@@ -35,6 +43,7 @@ func Redact(s string) string {
 		return scheme + redacted + "@"
 	})
 	s = secretParam.ReplaceAllString(s, "${1}="+redacted)
+	s = authQuoted.ReplaceAllString(s, "${1}"+redacted)
 	s = authHeader.ReplaceAllString(s, "${1}"+redacted)
 	return knownToken.ReplaceAllString(s, redacted)
 }
@@ -56,6 +65,16 @@ func (r *redactor) add(secret string) {
 		}
 	}
 	r.secrets = append(r.secrets, secret)
+}
+
+// addBasic records a password and the Basic credentials go-git sends for
+// it (base64 of user:password), which a server may echo back.
+func (r *redactor) addBasic(user, password string) {
+	if password == "" {
+		return
+	}
+	r.add(password)
+	r.add(base64.StdEncoding.EncodeToString([]byte(user + ":" + password)))
 }
 
 func (r *redactor) redact(s string) string {

@@ -78,11 +78,11 @@ func New(url string, opts ...Option) (*Remote, error) {
 	r := &Remote{url: url, opts: defaultOptions(), red: red, sleep: sleepContext, maxPacks: defaultMaxPacks}
 	ep, scheme, err := parseURL(url)
 	if err == nil {
-		red.add(ep.Password)
+		red.addBasic(ep.User, ep.Password)
 	}
-	r.display = red.redact(url)
+	r.display = red.redact(withoutFragment(url))
 	if err != nil {
-		return nil, fmt.Errorf("git remote %s: %w", r.display, err)
+		return nil, fmt.Errorf("git remote %s: %w", r.display, red.foreign(err))
 	}
 	r.endpoint = ep
 	for _, o := range opts {
@@ -122,6 +122,16 @@ func parseURL(raw string) (*transport.Endpoint, string, error) {
 	}
 	if scheme != "file" && ep.Host == "" {
 		return nil, "", errors.New("URL has no host")
+	}
+	if scheme != "ssh" || strings.Contains(raw, "://") {
+		// go-git would send a #fragment as part of the request path.
+		if _, frag, ok := strings.Cut(raw, "#"); ok {
+			what := "an empty #fragment"
+			if frag != "" {
+				what = "a #fragment (shown as #***)"
+			}
+			return nil, "", fmt.Errorf("URL has %s: Git URLs have none; remove it", what)
+		}
 	}
 	return ep, scheme, nil
 }
@@ -171,6 +181,15 @@ func (o *options) validate(scheme string, ep *transport.Endpoint) error {
 		}
 	}
 	return nil
+}
+
+// withoutFragment replaces a URL's #fragment, which may hold anything,
+// for display.
+func withoutFragment(url string) string {
+	if before, _, ok := strings.Cut(url, "#"); ok && strings.Contains(before, "://") {
+		return before + "#***"
+	}
+	return url
 }
 
 // cacheKey names a remote's cache by its URL without credentials, so the

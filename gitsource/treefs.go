@@ -28,7 +28,8 @@ const maxSymlinkHops = 40
 // the object store: there is no working tree, so nothing can be left
 // half-written. Symbolic links inside the tree are followed by Open; links
 // that leave the tree fail with ErrSymlinkEscapes. Lstat and ReadLink let
-// callers see links for themselves.
+// callers see links for themselves. Submodules fail with ErrSubmodule and
+// are listed as irregular entries, never silently left out.
 type TreeFS struct {
 	objects storer.EncodedObjectStorer
 	root    *object.Tree
@@ -117,7 +118,7 @@ func (f *TreeFS) walk(name string, followLast bool, hops int) (treeNode, error) 
 			rest := path.Join(append([]string{joined}, parts[i+1:]...)...)
 			return f.walk(rest, followLast, hops+1)
 		case e.Mode == filemode.Submodule:
-			return treeNode{}, fs.ErrNotExist // submodules are not part of the tree's content
+			return treeNode{}, ErrSubmodule
 		default:
 			cur = treeNode{name: full, entry: *e}
 		}
@@ -284,6 +285,8 @@ func (f *TreeFS) entries(dir treeNode) ([]fs.DirEntry, error) {
 	out := make([]fs.DirEntry, 0, len(dir.tree.Entries))
 	for _, e := range dir.tree.Entries {
 		if e.Mode == filemode.Submodule {
+			// Listed, so that walkers report it instead of skipping it.
+			out = append(out, refusedEntry{name: e.Name, err: &fs.PathError{Op: "lstat", Path: path.Join(dir.name, e.Name), Err: ErrSubmodule}})
 			continue
 		}
 		out = append(out, treeDirEntry{fs: f, node: treeNode{name: path.Join(dir.name, e.Name), entry: e}})

@@ -98,11 +98,26 @@
 // naming a path explicitly wins over a file expanded from a directory;
 // naming the same path twice is an error. A resolved path may not lie
 // inside another resolved path (a file cannot also be a directory).
+// Submodules (and nested repositories in a working tree) are refused
+// wherever they are read, never skipped.
+//
+// Names, labels, paths, URLs and other single-line text may not contain
+// control characters or invisible formatting characters (bidirectional
+// overrides such as U+202E, zero-width characters): they would make a PR
+// comment or a terminal show something other than what is there. Image
+// references follow the distribution reference grammar in canonical form
+// (ParseImageReference); a transport prefix such as docker:// is refused.
+// A numeric owner or group is at most MaxAccountID (4294967295 means
+// "unchanged" to chown). Modes with set-user-ID, set-group-ID or sticky
+// bits are allowed and reported by Repo.Warnings. The agent refuses
+// entries for the paths it reserves (apply/etc's ReservedPaths) unless the
+// host allows them; `bootsync validate` reports them.
 //
 // Health checks have exactly one type (systemd, http, tcp or command; a
 // command's program is an absolute path, run without a shell). Defaults:
-// timeout 10s, interval 10s, retries 3, required true. expect applies to
-// http checks only.
+// timeout 10s, interval 10s, retries 3, required true; timeout and
+// interval are at least 100ms (MinCheckTimeout, MinCheckInterval). expect
+// applies to http checks only.
 //
 // Windows: days are mon..sun (full names and any case accepted; all seven
 // when omitted), start is HH:MM on a 24-hour clock, duration is positive
@@ -149,6 +164,9 @@
 //	.Host.Labels   the host's labels (map)
 //	.Host.Bucket   Bucket(.Host.Name)
 //	.Vars          the merged vars
+//
+// index works as in text/template, except that a missing map key is an
+// error naming the key, as .Vars.m.missing is.
 //
 // A template that reads a missing key, fails to parse or fails to execute
 // is an error naming the template's source file and line (the `from:`

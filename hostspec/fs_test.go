@@ -81,6 +81,18 @@ func repoKinds(t *testing.T, build func(t *testing.T, root string), fn func(t *t
 		}
 		fn(t, rev.FS)
 	})
+	t.Run("WorkTree", func(t *testing.T) {
+		root := filepath.Join(t.TempDir(), "repo")
+		build(t, root)
+		gitRun(t, root, "init", "-q", "-b", "main")
+		gitRun(t, root, "add", "-A")
+		gitRun(t, root, "commit", "-q", "-m", "fleet")
+		wt, err := gitsource.OpenWorkTree(context.Background(), root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fn(t, wt)
+	})
 }
 
 // TestSymlinksLeavingTheRepositoryAreRefused commits links that point out

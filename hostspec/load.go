@@ -303,10 +303,18 @@ func (l *loader) yamlFiles(dir string) ([]string, error) {
 		}
 		for _, de := range entries {
 			name := path.Join(dir, de.Name())
-			if de.Type()&fs.ModeSymlink == 0 {
+			if de.Type()&(fs.ModeSymlink|fs.ModeIrregular) == 0 {
 				l.rfs.listed(name, real, de)
 			}
 			switch {
+			case de.Type()&fs.ModeIrregular != 0:
+				// A submodule or mount point: report it rather than skip
+				// hosts or groups that a reviewer would expect to count.
+				_, err := fs.Lstat(l.rfs.fsys, path.Join(real.path, de.Name()))
+				if err == nil {
+					err = &fs.PathError{Op: "lstat", Path: name, Err: errors.New("is a special file")}
+				}
+				l.errs = append(l.errs, &Error{File: name, Msg: "cannot read: " + problem(err)})
 			case de.IsDir():
 				if err := walk(name); err != nil {
 					return err

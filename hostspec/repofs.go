@@ -184,10 +184,10 @@ func (r *repoFS) walkFiles(dir string) ([]repoFile, error) {
 			childRel := path.Join(rel, de.Name())
 			childFull := path.Join(dir, childRel)
 			var ce realEntry
-			if de.Type()&fs.ModeSymlink == 0 {
+			if de.Type()&(fs.ModeSymlink|fs.ModeIrregular) == 0 {
 				ce = r.listed(childFull, e, de)
 			} else if ce, err = r.real(childFull); err != nil {
-				return err
+				return err // a submodule or mount point says so here
 			}
 			switch {
 			case ce.mode.IsDir() && de.Type()&fs.ModeSymlink != 0:
@@ -218,6 +218,10 @@ func problem(err error) string {
 	}
 	var pe *fs.PathError
 	if errors.As(err, &pe) {
+		// "is a Git submodule", "is on another file system": say which path.
+		if msg := pe.Err.Error(); strings.HasPrefix(msg, "is ") {
+			return pe.Path + " " + msg
+		}
 		return pe.Err.Error()
 	}
 	return err.Error()

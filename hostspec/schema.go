@@ -1,6 +1,7 @@
 package hostspec
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"net"
@@ -535,9 +536,13 @@ func (d *decoder) spec(n *yaml.Node, field string, lowest bool) specDoc {
 			if !ok {
 				return
 			}
-			parsed, err := name.ParseReference(ref, name.StrictValidation)
+			parsed, err := ParseImageReference(ref)
 			if err != nil {
-				d.failf(v, f, "invalid image reference %q: %v (want registry/repository:tag or registry/repository@sha256:digest)", ref, err)
+				hint := " (want registry/repository:tag or registry/repository@sha256:digest)"
+				if errors.Is(err, errTransportPrefix) {
+					hint = ""
+				}
+				d.failf(v, f, "invalid image reference %q: %v%s", ref, err, hint)
 				return
 			}
 			img := imageRef{ref: ref}
@@ -702,6 +707,9 @@ func checkEtcPath(p string, allowRoot bool) string {
 			return fmt.Sprintf("path %q contains control characters", p)
 		}
 	}
+	if msg := hiddenCharProblem(p); msg != "" {
+		return "path " + msg
+	}
 	for _, part := range strings.Split(p, "/") {
 		if part == ".." {
 			return fmt.Sprintf("path %q must not contain ..", p)
@@ -753,8 +761,8 @@ func validRepoPath(p string) bool {
 
 // checkAccount validates an owner or group: a numeric id or a user name.
 func checkAccount(s string) string {
-	if _, err := strconv.ParseUint(s, 10, 32); err == nil {
-		return ""
+	if msg, numeric := checkNumericAccount(s); numeric {
+		return msg
 	}
 	if len(s) > 32 {
 		return fmt.Sprintf("%q is not a user or group name (at most 32 characters) or a numeric id", s)
@@ -863,11 +871,11 @@ func (d *decoder) healthPatch(n *yaml.Node, field string, lowest bool) *healthPa
 				h.expect.put(s, src)
 			}
 		case "timeout":
-			if x, ok := d.duration(v, f); ok {
+			if x, ok := d.durationAtLeast(v, f, MinCheckTimeout); ok {
 				h.timeout.put(x, src)
 			}
 		case "interval":
-			if x, ok := d.duration(v, f); ok {
+			if x, ok := d.durationAtLeast(v, f, MinCheckInterval); ok {
 				h.interval.put(x, src)
 			}
 		case "retries":
@@ -1110,7 +1118,7 @@ func (d *decoder) lock(root *yaml.Node) *Lock {
 		}
 		d.mapping(v, f, nil, func(ref string, k, v *yaml.Node, f string) {
 			f = "images[" + ref + "]"
-			parsed, err := name.ParseReference(ref, name.StrictValidation)
+			parsed, err := ParseImageReference(ref)
 			if err != nil {
 				d.failf(k, f, "invalid image reference %q: %v", ref, err)
 				return

@@ -54,7 +54,7 @@ const maxRenderedSize = 16 << 20
 
 // parseTemplate parses text once; templates are shared by every host.
 func parseTemplate(name, file string, inline *yaml.Node, text []byte) (*tmpl, *Error) {
-	t, err := template.New(name).Option("missingkey=error").Parse(string(text))
+	t, err := template.New(name).Funcs(templateFuncs).Option("missingkey=error").Parse(string(text))
 	if err != nil {
 		return nil, templateError(name, file, inline, err)
 	}

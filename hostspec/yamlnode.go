@@ -363,7 +363,32 @@ func (d *decoder) text(n *yaml.Node, field string) (string, bool) {
 		d.failf(n, field, "must not be empty")
 		return "", false
 	}
+	if ok && !d.visible(n, field, s) {
+		return "", false
+	}
 	return s, ok
+}
+
+// visible refuses control and invisible formatting characters (bidi
+// overrides, zero-width characters) in names, labels, paths and other
+// single-line text: they make a PR comment or a terminal show something
+// other than what is there.
+func (d *decoder) visible(n *yaml.Node, field, s string) bool {
+	if msg := hiddenCharProblem(s); msg != "" {
+		d.failf(n, field, "%s", msg)
+		return false
+	}
+	return true
+}
+
+// durationAtLeast is duration with a floor.
+func (d *decoder) durationAtLeast(n *yaml.Node, field string, floor time.Duration) (Duration, bool) {
+	x, ok := d.duration(n, field)
+	if ok && time.Duration(x) < floor {
+		d.failf(n, field, "%s is too short: at least %s", time.Duration(x), floor)
+		return 0, false
+	}
+	return x, ok
 }
 
 func (d *decoder) boolean(n *yaml.Node, field string) (bool, bool) {
@@ -446,7 +471,7 @@ func (d *decoder) stringMap(n *yaml.Node, field string) (map[string]string, bool
 			return
 		}
 		s, ok := d.scalarText(v, f)
-		if !ok {
+		if !ok || !d.visible(v, f, key+": "+s) {
 			okAll = false
 			return
 		}

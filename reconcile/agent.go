@@ -50,11 +50,19 @@ type Config struct {
 	// RebootWait is how long to wait to be stopped after RebootCommand
 	// returned before reporting that the reboot did not happen.
 	RebootWait time.Duration
+	// LockWait bounds how long a pass waits for the state lock held by
+	// another pass (default 10 minutes); then it fails with reason state.
+	LockWait time.Duration
 	// Trust: the host's own image policy; the fleet repo may only add to it.
 	SigningKeys       []string
 	RequireSignatures bool
 	AllowedRegistries []string
 	AcceptBundles     bool
+	// ReservedPaths are host paths of the files the agent's configuration
+	// consists of or names; with etcoverlay.ReservedPaths, the fleet may
+	// not write them unless AllowReserved lists them.
+	ReservedPaths []string
+	AllowReserved []string
 	// GitRemote labels the management-plane health check (redacted).
 	GitRemote string
 	// Systemctl runs health checks of type systemd.
@@ -83,6 +91,7 @@ type Agent struct {
 	status   *StatusStore
 	verdicts *verdictCache
 	plats    *platformCache
+	reserved *etcoverlay.Reserved
 	log      *slog.Logger
 	now      func() time.Time
 
@@ -118,6 +127,9 @@ func New(cfg Config, deps Deps) (*Agent, error) {
 	if cfg.RebootWait == 0 {
 		cfg.RebootWait = 5 * time.Minute
 	}
+	if cfg.LockWait == 0 {
+		cfg.LockWait = defaultLockWait
+	}
 	if cfg.Systemctl == "" {
 		cfg.Systemctl = "systemctl"
 	}
@@ -132,7 +144,11 @@ func New(cfg Config, deps Deps) (*Agent, error) {
 	if now == nil {
 		now = time.Now
 	}
-	return &Agent{
+	reserved, err := etcoverlay.NewReserved(cfg.ReservedPaths, cfg.AllowReserved)
+	if err != nil {
+		return nil, fmt.Errorf("reconcile: %w", err)
+	}
+	return &Agent{reserved: reserved,
 		cfg: cfg, deps: deps, log: log.With("host", cfg.Host), now: now,
 		journal:  NewJournalStore(cfg.StateDir),
 		status:   NewStatusStore(cfg.StateDir),
@@ -158,28 +174,39 @@ type PassResult struct {
 	Health *health.Report
 	// Rebooting is true when the pass started a reboot.
 	Rebooting bool
+	// Warnings are what status.json lists as warnings for this pass.
+	Warnings []string
 }
 
 // Pass runs one reconcile pass. Errors carry a reason (see Reason) and leave
 // the host unchanged wherever the failure came before an action.
 func (a *Agent) Pass(ctx context.Context, opts PassOptions) (*PassResult, error) {
+	started := a.now()
 	if !opts.DryRun {
-		unlock, err := LockState(ctx, a.cfg.StateDir)
+		unlock, err := a.lockState(ctx)
 		if err != nil {
-			return nil, &PassError{Reason: ReasonState, Err: err}
+			err = &PassError{Reason: ReasonState, Err: err}
+			a.recordFailure(err, started)
+			return nil, err
 		}
 		defer unlock()
 	}
-	started := a.now()
 	j, err := a.journal.Load()
 	if err != nil {
-		return nil, &PassError{Reason: ReasonState, Err: err}
+		err = &PassError{Reason: ReasonState, Err: err}
+		if !opts.DryRun {
+			a.recordFailure(err, started)
+		}
+		return nil, err
 	}
 	st := &Status{Host: a.cfg.Host, Updated: started, Managed: []ManagedFile{}, Drift: []DriftStatus{}, Quarantine: []QuarantineEntry{}}
 	if prev, err := a.status.Load(); err == nil && prev != nil {
 		st.LastSuccess, st.LastError, st.Health = prev.LastSuccess, prev.LastError, prev.Health
 	}
 	res, err := a.pass(ctx, opts, j, st)
+	if res != nil {
+		res.Warnings = st.Warnings
+	}
 	if opts.DryRun {
 		return res, err
 	}
@@ -210,9 +237,7 @@ func (a *Agent) finish(st *Status, j *Journal, res *PassResult, err error, start
 	for _, q := range j.Quarantine {
 		st.Quarantine = append(st.Quarantine, q)
 	}
-	if err := a.status.Save(st); err != nil {
-		a.log.Error("write status", "err", err)
-	}
+	a.saveStatus(st)
 	a.deps.Metrics.observePass(st, started, reason)
 }
 
@@ -284,6 +309,7 @@ func (a *Agent) pass(ctx context.Context, opts PassOptions, j *Journal, st *Stat
 		obs.EtcChanges = len(etcPlan.Changes) + len(etcPlan.Leftovers)
 		obs.EtcRebootRequired = etcPlan.Owed.RebootRequired
 		a.recordEtc(st, etcPlan)
+		st.Warnings = append(st.Warnings, modeWarnings(spec.Etc)...)
 	}
 
 	plan := Decide(desired, obs)
@@ -386,6 +412,11 @@ func (a *Agent) desired(ctx context.Context, j *Journal, arch string) (Desired, 
 			return Desired{}, nil, nil, &PassError{Reason: ReasonInvalidRepo, Err: fmt.Errorf("resolve host %s at %s: %w", a.cfg.Host, short(poll.Commit), err)}
 		}
 		a.cachedCommit, a.cachedSpec = poll.Commit, spec
+	}
+	// The fleet may not loosen the host's own trust: nothing of this
+	// commit is applied if it targets a reserved path.
+	if err := a.reserved.CheckFiles(spec.Etc); err != nil {
+		return Desired{}, nil, nil, &PassError{Reason: ReasonReservedPath, Err: fmt.Errorf("host %s at %s: %w", a.cfg.Host, short(poll.Commit), err)}
 	}
 	d := Desired{Commit: poll.Commit, Update: spec.Update}
 	if len(spec.Update.Windows) > 0 {

@@ -21,6 +21,9 @@ const (
 	ReasonFleetLock   = "fleetlock"    // the FleetLock server failed (not: refused a slot)
 	ReasonReboot      = "reboot"       // the reboot command failed or did not reboot
 	ReasonHealth      = "health"       // health checks failed after an update
+	// ReasonReservedPath: the spec targets a path the host reserves
+	// (etcoverlay.ReservedPaths, files named in the host configuration).
+	ReasonReservedPath = "reserved-path"
 )
 
 // PassError is a failed pass with its machine-readable reason.

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"reflect"
 	"time"
 
 	"github.com/google/renameio/v2"
@@ -16,6 +17,10 @@ import (
 )
 
 // journalVersion is bumped when the journal format changes incompatibly.
+// Additive changes (a new field an older agent may ignore) keep the
+// version: an older agent reads such a journal and keeps the fields it does
+// not know when it rewrites it (keepUnknown). A journal with a higher
+// version is never rewritten by this agent (*NewerJournalError).
 const journalVersion = 1
 
 // Journal is the agent's durable memory, in <stateDir>/journal.json. Every
@@ -47,6 +52,10 @@ type Journal struct {
 	// FailedBoot is the boot ID of a boot whose verification failed:
 	// `bootsync check-boot` reports that boot as bad to greenboot.
 	FailedBoot string `json:"failedBoot,omitempty"`
+
+	// loaded is the file this journal was read from, so that fields a
+	// newer agent added survive this agent's rewrite.
+	loaded []byte
 }
 
 // Intent is a step the agent started.
@@ -136,13 +145,14 @@ func (s *JournalStore) Load() (*Journal, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read journal: %w", err)
 	}
+	if err := checkJournalVersion(s.path, data); err != nil {
+		return nil, err
+	}
 	var j Journal
 	if err := json.Unmarshal(data, &j); err != nil {
 		return nil, fmt.Errorf("read journal %s: %w", s.path, err)
 	}
-	if j.Version != journalVersion {
-		return nil, fmt.Errorf("read journal %s: version %d, this agent understands %d", s.path, j.Version, journalVersion)
-	}
+	j.loaded = data
 	return &j, nil
 }
 
@@ -154,12 +164,16 @@ func (s *JournalStore) Save(j *Journal) error {
 	if err != nil {
 		return fmt.Errorf("encode journal: %w", err)
 	}
+	if data, err = keepUnknown(j.loaded, data, reflect.TypeFor[Journal]()); err != nil {
+		return fmt.Errorf("encode journal: %w", err)
+	}
 	if err := os.MkdirAll(filepath.Dir(s.path), 0o700); err != nil {
 		return fmt.Errorf("write journal: %w", err)
 	}
 	if err := renameio.WriteFile(s.path, append(data, '\n'), 0o600, renameio.WithTempDir(filepath.Dir(s.path))); err != nil {
 		return fmt.Errorf("write journal: %w", err)
 	}
+	j.loaded = data
 	return syncDir(filepath.Dir(s.path))
 }
 

@@ -112,3 +112,21 @@ func (m *Metrics) checkFailed(name string) {
 		m.checkFailures.WithLabelValues(name).Inc()
 	}
 }
+
+// passFailed records a pass that could not start: its duration and its
+// error, leaving the gauges of the last pass that ran as they are.
+func (m *Metrics) passFailed(reason string, started time.Time) {
+	if m == nil {
+		return
+	}
+	m.passDuration.Observe(time.Since(started).Seconds())
+	m.errors.WithLabelValues(reason).Inc()
+}
+
+// countError counts an error outside a pass's own outcome (status.json
+// could not be written).
+func (m *Metrics) countError(reason string) {
+	if m != nil {
+		m.errors.WithLabelValues(reason).Inc()
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/distribution/reference"
 	"github.com/google/go-containerregistry/pkg/name"
 )
 
@@ -19,6 +20,13 @@ func ParseReference(ref string) (name.Reference, error) {
 	if strings.TrimSpace(ref) != ref || ref == "" {
 		return nil, &Error{Op: "parse reference", Ref: strconv.Quote(ref), Reason: ReasonInvalidReference,
 			Err: fmt.Errorf("empty or surrounded by white space")}
+	}
+	// The distribution grammar in canonical form, as the fleet repository
+	// is checked (hostspec.ParseImageReference): go-containerregistry alone
+	// reads docker://host/x:1 as a registry named "docker:".
+	if _, err := reference.ParseNamed(ref); err != nil {
+		return nil, &Error{Op: "parse reference", Ref: strconv.Quote(ref), Reason: ReasonInvalidReference, Err: err,
+			hint: "write the full form registry.example.com/path/name:tag or …@sha256:<64 hex>, without a transport such as docker://"}
 	}
 	r, err := name.ParseReference(ref, name.StrictValidation)
 	if err != nil {

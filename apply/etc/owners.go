@@ -7,6 +7,8 @@ import (
 	"path"
 	"strconv"
 	"strings"
+
+	"github.com/bootsync/bootsync/hostspec"
 )
 
 // Account databases, in lookup order. bootc images (Fedora, CentOS and RHEL
@@ -44,8 +46,8 @@ func (r *idResolver) lookup(name, field, noun string, files []string, table func
 		return 0, nil
 	}
 	if id, err := strconv.ParseUint(name, 10, 32); err == nil {
-		if id == 1<<32-1 {
-			return 0, fmt.Errorf("%s %q: id 4294967295 is reserved (it means \"unchanged\" to chown)", field, name)
+		if msg := hostspec.AccountIDProblem(id); msg != "" {
+			return 0, fmt.Errorf("%s %q: %s", field, name, msg)
 		}
 		return int(id), nil
 	}

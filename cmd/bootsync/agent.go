@@ -128,6 +128,8 @@ func buildAgent(cfg *Config, log *slog.Logger, metrics *reconcile.Metrics, allow
 		RequireSignatures: cfg.Trust.RequireSignatures,
 		AllowedRegistries: cfg.Trust.Registries,
 		AcceptBundles:     cfg.Trust.AcceptBundles,
+		ReservedPaths:     cfg.namedFiles(),
+		AllowReserved:     cfg.Etc.AllowReserved,
 		GitRemote:         cfg.Repo.URL,
 		FaultPoint:        os.Getenv("BOOTSYNC_FAULT_POINT"),
 		Clock:             clock,

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -15,6 +16,8 @@ import (
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 	"gopkg.in/yaml.v3"
+
+	etcoverlay "github.com/bootsync/bootsync/apply/etc"
 )
 
 // Config files, lowest precedence first. The image ships the defaults; the
@@ -39,6 +42,18 @@ type Config struct {
 	Bootc    BootcConfig    `mapstructure:"bootc" yaml:"bootc"`
 	Reboot   RebootConfig   `mapstructure:"reboot" yaml:"reboot"`
 	Metrics  MetricsConfig  `mapstructure:"metrics" yaml:"metrics"`
+	Etc      EtcConfig      `mapstructure:"etc" yaml:"etc"`
+
+	// files are the configuration files that were read.
+	files []string
+}
+
+// EtcConfig limits what the fleet repository may do to this host's /etc.
+type EtcConfig struct {
+	// AllowReserved lists reserved paths (etcoverlay.ReservedPaths and the
+	// files this configuration names) that the fleet may manage anyway: a
+	// file, or a directory and everything below it.
+	AllowReserved []string `mapstructure:"allowReserved" yaml:"allowReserved"`
 }
 
 // HostConfig names this host and adds labels to its fleet-repo labels.
@@ -130,6 +145,7 @@ func defaultConfig() map[string]any {
 		"bootc.path":                      "bootc",
 		"reboot.command":                  []string{"systemctl", "reboot"},
 		"metrics.address":                 "127.0.0.1:9469",
+		"etc.allowReserved":               []string{},
 	}
 }
 
@@ -159,11 +175,13 @@ func loadConfig(hostFile string, flags []configFlag) (*Config, error) {
 			required bool
 		}{hostFile, true}
 	}
+	var read []string
 	for _, f := range files {
 		data, err := os.ReadFile(f.path)
 		if errors.Is(err, fs.ErrNotExist) && !f.required {
 			continue
 		}
+		read = append(read, f.path)
 		if err != nil {
 			return nil, fmt.Errorf("read config: %w", err)
 		}
@@ -200,6 +218,7 @@ func loadConfig(hostFile string, flags []configFlag) (*Config, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
+	cfg.files = read
 	return &cfg, nil
 }
 
@@ -246,6 +265,9 @@ func (c *Config) validate() error {
 	if c.StateDir == "" {
 		return fmt.Errorf("config: stateDir must be set")
 	}
+	if _, err := etcoverlay.NewReserved(nil, c.Etc.AllowReserved); err != nil {
+		return fmt.Errorf("config: etc.allowReserved: %w", err)
+	}
 	if len(c.Reboot.Command) == 0 {
 		return fmt.Errorf("config: reboot.command must not be empty")
 	}
@@ -257,4 +279,16 @@ func (c *Config) validate() error {
 		c.Host.Name = name
 	}
 	return nil
+}
+
+// namedFiles are the files this configuration consists of or names: the
+// fleet repository must not be able to rewrite them (reserved paths).
+func (c *Config) namedFiles() []string {
+	a := c.Repo.Auth
+	out := slices.Concat(c.files, c.Trust.SigningKeys, c.Trust.CommitKeys,
+		[]string{a.UsernameFile, a.PasswordFile, a.SSHKeyFile, a.KnownHostsFile, a.CAFile, c.StateDir})
+	for i, f := range out {
+		out[i] = etcoverlay.HostPath(c.Root, f)
+	}
+	return out
 }

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"sync"
 
 	"github.com/spf13/cobra"
 
+	"github.com/bootsync/bootsync/hostspec"
 	"github.com/bootsync/bootsync/hostspec/fleetdiff"
 )
 
@@ -57,10 +60,10 @@ changes and --exit-code is given, 2 on trouble (as diff(1)).`,
 			wg.Go(func() { h, herr = rf.openRevision(ctx, head) })
 			wg.Wait()
 			if berr != nil {
-				return trouble(berr)
+				return trouble(nameSide(cmd.ErrOrStderr(), "base", base, berr))
 			}
 			if herr != nil {
-				return trouble(herr)
+				return trouble(nameSide(cmd.ErrOrStderr(), "head", head, herr))
 			}
 			rep, err := fleetdiff.Compare(ctx,
 				fleetdiff.Revision{Name: b.Name, Repo: b.Repo, FS: b.FS},
@@ -94,4 +97,20 @@ changes and --exit-code is given, 2 on trouble (as diff(1)).`,
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text, markdown or json")
 	cmd.Flags().BoolVar(&exitCode, "exit-code", false, "exit 1 when any host changes")
 	return cmd
+}
+
+// nameSide says which revision a repository's problems are in before they
+// are listed: a base without fleet.yaml is not something the PR can fix in
+// its own files.
+func nameSide(stderr io.Writer, side, rev string, err error) error {
+	var list hostspec.ErrorList
+	if !errors.As(err, &list) {
+		return err // it names the revision itself
+	}
+	what := fmt.Sprintf("the %s revision %q (--%s)", side, rev, side)
+	if rev == "" {
+		what = "the working tree (the default --head)"
+	}
+	fmt.Fprintf(stderr, "%s is not a valid fleet repository:\n", what)
+	return err
 }

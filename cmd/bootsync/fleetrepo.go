@@ -144,14 +144,13 @@ func (f *repoFlags) revisionFS(ctx context.Context, rev string) (fs.FS, string, 
 		return nil, "", fmt.Errorf("fleet repository %s: %w", f.repo, err)
 	}
 	if rev == "" {
-		st, err := os.Stat(dir)
+		// What the commit of the checkout would hold: never .git, never a
+		// path outside the repository, never a submodule.
+		wt, err := gitsource.OpenWorkTree(ctx, dir)
 		if err != nil {
 			return nil, "", fmt.Errorf("fleet repository: %w", err)
 		}
-		if !st.IsDir() {
-			return nil, "", fmt.Errorf("fleet repository %s is not a directory", f.repo)
-		}
-		return os.DirFS(dir), workingTree, nil
+		return wt, workingTree, nil
 	}
 	local, err := gitsource.OpenLocal(ctx, dir)
 	if err != nil {

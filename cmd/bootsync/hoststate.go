@@ -64,6 +64,9 @@ func printPlan(w io.Writer, res *reconcile.PassResult, diffs bool) {
 		}
 		fmt.Fprintln(w)
 	}
+	for _, warn := range res.Warnings {
+		fmt.Fprintf(w, "warning: %s\n", warn)
+	}
 	if res.Etc == nil {
 		return
 	}
@@ -151,7 +154,11 @@ func printStatus(out io.Writer, st *reconcile.Status) error {
 		fmt.Fprintf(w, "fleetlock:\tholding a reboot slot\n")
 	}
 	if p := st.LastPass; p != nil {
-		fmt.Fprintf(w, "last pass:\t%s %s in %s: %s: %s\n", p.Started.Format("2006-01-02 15:04:05"), p.Result, p.Duration, p.State, p.Reason)
+		state := p.State + ": "
+		if p.State == "" {
+			state = "" // the pass could not start
+		}
+		fmt.Fprintf(w, "last pass:\t%s %s in %s: %s%s\n", p.Started.Format("2006-01-02 15:04:05"), p.Result, p.Duration, state, p.Reason)
 	}
 	if !st.LastSuccess.IsZero() {
 		fmt.Fprintf(w, "last success:\t%s\n", st.LastSuccess.Format("2006-01-02 15:04:05"))

@@ -3,6 +3,7 @@ package fleetdiff
 import (
 	"encoding/json"
 	"fmt"
+	"html"
 	"io"
 	"strings"
 
@@ -61,7 +62,7 @@ const markdownBudget = 60000
 func (r *Report) WriteMarkdown(w io.Writer) error {
 	var b strings.Builder
 	s := r.Summary
-	fmt.Fprintf(&b, "### bootsync diff `%s` → `%s`\n\n", shortRev(r.Base), shortRev(r.Head))
+	fmt.Fprintf(&b, "### bootsync diff %s → %s\n\n", codeSpan(shortRev(r.Base)), codeSpan(shortRev(r.Head)))
 	if !r.Changed() {
 		fmt.Fprintf(&b, "No host changes (%d hosts checked).\n", s.Total)
 		_, err := io.WriteString(w, b.String())
@@ -82,11 +83,11 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		if len(h.Settings) > 0 {
 			fields := make([]string, len(h.Settings))
 			for i, c := range h.Settings {
-				fields[i] = "`" + c.Field + "`"
+				fields[i] = cellCode(c.Field)
 			}
 			other = strings.Join(fields, ", ")
 		}
-		fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %s |\n", h.Host, h.Status, img, fileCounts(h.Files), other)
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", cellCode(h.Host), h.Status, img, fileCounts(h.Files), other)
 	}
 	b.WriteString("\n")
 	omitted := 0
@@ -107,7 +108,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 
 func hostSection(h HostChange) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "<details><summary><b>%s</b> (%s)</summary>\n\n", h.Host, h.Status)
+	fmt.Fprintf(&b, "<details><summary><b>%s</b> (%s)</summary>\n\n", html.EscapeString(h.Host), h.Status)
 	if g := groupLine(h); g != "" {
 		fmt.Fprintf(&b, "Groups: %s\n\n", mdEscape(g))
 	}
@@ -115,7 +116,7 @@ func hostSection(h HostChange) string {
 		fmt.Fprintf(&b, "Image: %s\n\n", mdEscape(imageLine(h.Image)))
 	}
 	for _, f := range h.Files {
-		fmt.Fprintf(&b, "%s `%s`%s\n", statusMark(f.Status), f.Path, mdEscape(metaNote(f)))
+		fmt.Fprintf(&b, "%s %s%s\n", statusMark(f.Status), codeSpan(f.Path), mdEscape(metaNote(f)))
 		if f.Diff != "" {
 			fence := "```"
 			for strings.Contains(f.Diff, fence) {
@@ -128,7 +129,7 @@ func hostSection(h HostChange) string {
 	if len(h.Settings) > 0 {
 		b.WriteString("| setting | before | after |\n|---|---|---|\n")
 		for _, c := range h.Settings {
-			fmt.Fprintf(&b, "| `%s` | %s | %s |\n", c.Field, mdCode(c.Base), mdCode(c.Head))
+			fmt.Fprintf(&b, "| %s | %s | %s |\n", cellCode(c.Field), mdCode(c.Base), mdCode(c.Head))
 		}
 		b.WriteString("\n")
 	}
@@ -241,11 +242,38 @@ func mdCode(s string) string {
 	if s == "" {
 		return "_unset_"
 	}
-	return "`" + strings.ReplaceAll(s, "`", "'") + "`"
+	return cellCode(s)
 }
 
 // mdEscape keeps table cells intact.
 func mdEscape(s string) string { return strings.ReplaceAll(s, "|", "\\|") }
+
+// codeSpan shows s verbatim as inline code, whatever it holds: the fence
+// is one backtick longer than the longest run of backticks in s (so a path
+// like /etc/motd`<!-- cannot close the span and start HTML), padded with a
+// space where s starts or ends with a backtick, and line breaks become
+// "␤" so the span stays on its line.
+func codeSpan(s string) string {
+	s = strings.NewReplacer("\r\n", "␤", "\n", "␤", "\r", "␤").Replace(s)
+	longest, run := 0, 0
+	for _, r := range s {
+		if r == '`' {
+			run++
+			longest = max(longest, run)
+		} else {
+			run = 0
+		}
+	}
+	fence := strings.Repeat("`", longest+1)
+	if strings.HasPrefix(s, "`") || strings.HasSuffix(s, "`") {
+		s = " " + s + " "
+	}
+	return fence + s + fence
+}
+
+// cellCode is codeSpan for a table cell: a "|" would end the cell even
+// inside code, so it is escaped (GitHub shows the escaped pipe as "|").
+func cellCode(s string) string { return mdEscape(codeSpan(s)) }
 
 type errWriter struct {
 	w   io.Writer
