@@ -317,9 +317,10 @@ func checkSettled(t *testing.T, h *agentHost, point, image, pool string) {
 // finalization and the reboot still converges with exactly one reboot and
 // loses no file. The variants run one after the other on one host, each
 // an update to a new image with a new /etc content. With a reboot window,
-// the agent stages download-only (ostree's finalization lock); an
-// unplanned reboot then discards the staged deployment, and the agent
-// stages it again, without a download, once the window opens.
+// the agent stages download-only (ostree's finalization lock): once the
+// window opens it unlocks it (upgrade --from-downloaded) and reboots; after
+// an unplanned reboot, which discards a locked staged deployment, it
+// stages it again, without a download.
 func TestOSTreeCrashAroundStagingFinalizationAndReboot(t *testing.T) {
 	f := newFleet(t)
 	v0 := f.image("v0", "ok", withEtc(nil), true)
@@ -345,9 +346,17 @@ func TestOSTreeCrashAroundStagingFinalizationAndReboot(t *testing.T) {
 
 	closed, open := "BOOTSYNC_TEST_NOW=2026-11-28T12:00:00+09:00", "BOOTSYNC_TEST_NOW=2026-11-30T01:30:00+09:00"
 	window := []string{"reboot: window", `windows: [{days: [mon], start: "01:00", duration: 2h, timezone: Asia/Seoul}]`}
-	for _, point := range []string{"before-lock-staged", "after-lock-staged"} {
-		t.Run(point+"+unplanned-reboot", func(t *testing.T) {
+	for _, tc := range []struct {
+		point     string
+		unplanned bool // an unplanned reboot while the staged deployment is locked
+	}{{"before-lock-staged", true}, {"after-lock-staged", false}} {
+		name := tc.point
+		if tc.unplanned {
+			name += "+unplanned-reboot"
+		}
+		t.Run(name, func(t *testing.T) {
 			h.T = t
+			point := tc.point
 			img := f.image(point, "ok", withEtc(nil), true)
 			f.Commit(point, map[string]string{"fleet.yaml": fleetYAML(img, []string{file("/etc/chrony.conf", "pool "+point+" iburst\n")}, window...)})
 			before, from := h.booted(), len(h.Calls())
@@ -358,23 +367,40 @@ func TestOSTreeCrashAroundStagingFinalizationAndReboot(t *testing.T) {
 			if st := h.Status(); st.StagedDigest() != fleettest.DigestOf(img) || !st.Status.Staged.DownloadOnly {
 				t.Fatalf("crash at %s: staged %+v, want the image staged download-only", point, st.Status.Staged)
 			}
-			h.Reboot() // unplanned: ostree does not finalize a locked deployment
-			if st := h.Status(); st.BootedDigest() != before || st.Status.Staged != nil {
-				t.Fatalf("after an unplanned reboot: booted %s staged %+v; want the old image and nothing staged", st.BootedDigest(), st.Status.Staged)
+			if tc.unplanned {
+				h.Reboot() // ostree does not finalize a locked deployment
+				if st := h.Status(); st.BootedDigest() != before || st.Status.Staged != nil {
+					t.Fatalf("after an unplanned reboot: booted %s staged %+v; want the old image and nothing staged", st.BootedDigest(), st.Status.Staged)
+				}
 			}
 			if r := h.converge(6, open); r != 1 {
 				t.Errorf("crash at %s: %d reboots in the window, want exactly 1", point, r)
 			}
 			checkSettled(t, h, point, img, point)
-			var switches []ostreehost.Call
-			for _, c := range h.Calls()[from:] {
-				if c.Argv[0] == "switch" {
-					switches = append(switches, c)
-				}
-			}
-			if len(switches) != 2 || switches[1].Blobs != 0 {
-				t.Errorf("switches %+v: want the image staged twice, the second time without a download", switches)
-			}
+			checkWindowCalls(t, h.Calls()[from:], tc.unplanned)
 		})
+	}
+}
+
+// checkWindowCalls checks how a staged image locked outside the window got
+// applied: staged again without a download after an unplanned reboot
+// discarded it, else unlocked with upgrade --from-downloaded.
+func checkWindowCalls(t *testing.T, calls []ostreehost.Call, unplanned bool) {
+	t.Helper()
+	var switches []ostreehost.Call
+	unlocked := false
+	for _, c := range calls {
+		if strings.Join(c.Argv, " ") == "upgrade --quiet --from-downloaded" {
+			unlocked = c.Exit == 0 && !c.Pulled
+		}
+		if c.Argv[0] == "switch" {
+			switches = append(switches, c)
+		}
+	}
+	if unplanned && (len(switches) != 2 || switches[1].Blobs != 0) {
+		t.Errorf("switches %+v: want the image staged twice, the second time without a download", switches)
+	}
+	if !unplanned && (len(switches) != 1 || !unlocked) {
+		t.Errorf("calls %+v: want one switch and the locked deployment applied with upgrade --from-downloaded, offline", calls)
 	}
 }
