@@ -270,14 +270,11 @@ func (pl *planner) path(hp string, d *desiredFile, e *entry) {
 		OnChange: normalOnChange(d.f.OnChange),
 		History:  history(e, eff, want.SHA256),
 	}
-	// A file bootsync wrote before the path left the spec (back from an
-	// older /etc) is not taken over as someone else's.
-	revived := e != nil && e.Pruned && obs.kind == kindRegular && slices.Contains(e.History, obs.sha)
-	adopt := !owned && !revived && obs.kind == kindRegular
+	adopt := !owned && obs.kind == kindRegular && !revived(e, obs)
 	switch {
 	case adopt:
 		final.Original = &fileState{SHA256: obs.sha, Mode: fileMode(obs.mode), UID: obs.uid, GID: obs.gid}
-	case e != nil && (owned || revived):
+	case e != nil && (owned || revived(e, obs)):
 		final.Original = e.Original
 	}
 

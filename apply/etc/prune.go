@@ -65,9 +65,16 @@ func (pl *planner) pruned(hp, rel string, e *entry, obs observed) {
 		if !entryEqual(e, settled) {
 			pl.plan.records = append(pl.plan.records, record{path: hp, final: settled})
 		}
-	case obs.kind == kindRegular && slices.Contains(e.History, obs.sha):
+	case revived(e, obs):
 		pl.prune(hp, rel, settled, settled, obs, "left the spec; back from an older /etc (a rollback)")
 	default:
 		pl.plan.records = append(pl.plan.records, record{path: hp})
 	}
+}
+
+// revived reports whether the file at a pruned path (e a tombstone) holds
+// what bootsync wrote there before: back from an older /etc, it is
+// bootsync's, not someone else's to take over.
+func revived(e *entry, obs observed) bool {
+	return e != nil && e.Pruned && obs.kind == kindRegular && slices.Contains(e.History, obs.sha)
 }
