@@ -415,6 +415,9 @@ func (w *Writer) Managed(ctx context.Context) ([]ManagedFile, error) {
 	}
 	out := make([]ManagedFile, 0, len(m.Files))
 	for hp, e := range m.Files {
+		if e.Pruned {
+			continue // left the spec: remembered, not managed
+		}
 		mf := ManagedFile{Path: hp, Owner: e.Owner, Group: e.Group, Source: e.Source,
 			ReplacedOriginal: e.Original != nil, Interrupted: e.Pending != nil}
 		st := e.Written

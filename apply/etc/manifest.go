@@ -98,6 +98,12 @@ type entry struct {
 	// Pending is recorded before a write or removal starts and cleared when
 	// it is recorded as done. Found set, it means a pass was interrupted.
 	Pending *pendingWrite `json:"pending,omitempty"`
+	// Pruned marks a path that left the spec and whose file bootsync
+	// removed (or put the original back): History keeps what bootsync
+	// wrote there, so that a file a rollback brings back (bootc boots the
+	// old deployment with its old /etc) is removed again, not taken for
+	// the administrator's. Such an entry is not a managed file.
+	Pruned bool `json:"pruned,omitempty"`
 }
 
 // pendingWrite is an intended write (State) or removal (State == nil).

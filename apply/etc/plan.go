@@ -270,11 +270,11 @@ func (pl *planner) path(hp string, d *desiredFile, e *entry) {
 		OnChange: normalOnChange(d.f.OnChange),
 		History:  history(e, eff, want.SHA256),
 	}
-	adopt := !owned && obs.kind == kindRegular
+	adopt := !owned && obs.kind == kindRegular && !revived(e, obs)
 	switch {
 	case adopt:
 		final.Original = &fileState{SHA256: obs.sha, Mode: fileMode(obs.mode), UID: obs.uid, GID: obs.gid}
-	case e != nil && owned:
+	case e != nil && (owned || revived(e, obs)):
 		final.Original = e.Original
 	}
 
@@ -354,9 +354,18 @@ func (pl *planner) remove(hp string, d *desiredFile, e *entry, obs observed, eff
 	}
 
 	// Prune: the path left the spec.
+	if e != nil && e.Pruned {
+		pl.pruned(hp, rel, e, obs)
+		return
+	}
 	if !owned || !obs.exists() {
 		// Either bootsync never finished writing the path (what is there
-		// is not its doing), or the file is gone already.
+		// is not its doing), or the file is gone already: then remember
+		// what bootsync wrote, in case a rollback brings it back.
+		if ts := tombstone(e, eff); owned && ts != nil {
+			p.records = append(p.records, record{path: hp, final: ts})
+			return
+		}
 		forget()
 		return
 	}
@@ -376,25 +385,7 @@ func (pl *planner) remove(hp string, d *desiredFile, e *entry, obs observed, eff
 		keep()
 		return
 	}
-	src := &hostspec.EtcFile{Path: hp, OnChange: e.OnChange}
-	if e.Original == nil {
-		pl.change(Change{Kind: ChangeDelete, Reason: "left the spec", Prune: true}, hp, rel, src, obs, nil, false)
-		return
-	}
-	orig := e.Original
-	if obs.sha == orig.SHA256 && obs.mode == uint32(orig.Mode) && obs.uid == orig.UID && obs.gid == orig.GID {
-		forget()
-		return
-	}
-	content, err := pl.w.readOriginal(orig.SHA256)
-	if err != nil {
-		pl.problem(hp, fmt.Errorf("restore %s (it left the spec): read the file bootsync replaced: %w; the file is left as it is", hp, err))
-		return
-	}
-	c := Change{Kind: ChangeRestore, Reason: "left the spec; putting back the file bootsync replaced", Prune: true}
-	c.content = content
-	c.want = orig
-	pl.change(c, hp, rel, src, obs, nil, false)
+	pl.prune(hp, rel, e, tombstone(e, eff), obs, "left the spec")
 }
 
 // change completes and adds a Change. For writes, final.Written (or c.want
@@ -564,7 +555,7 @@ func entryEqual(a, b *entry) bool {
 	if a == nil || b == nil {
 		return a == b
 	}
-	return statePtrEqual(a.Written, b.Written) && a.Owner == b.Owner && a.Group == b.Group && a.Source == b.Source &&
+	return statePtrEqual(a.Written, b.Written) && a.Pruned == b.Pruned && a.Owner == b.Owner && a.Group == b.Group && a.Source == b.Source &&
 		onChangeEqual(a.OnChange, b.OnChange) && slices.Equal(a.History, b.History) &&
 		statePtrEqual(a.Original, b.Original) && pendingEqual(a.Pending, b.Pending)
 }

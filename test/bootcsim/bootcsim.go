@@ -50,12 +50,18 @@
 // Reboots (`bootc sim reboot` or --apply) model /etc per deployment: the
 // live /etc is <root>/etc. Finalizing a staged deployment carries the live
 // /etc over with ostree's 3-way merge at file granularity (files the new
-// image ships under usr/etc replace files that are not locally modified;
-// locally modified, added or deleted files win). Booting a queued rollback
-// restores the /etc saved when that deployment was last booted (no merge).
-// A download-only staged deployment is discarded by a reboot. /run is a
-// tmpfs: reboot-required goes away. Only regular files and symlinks are
-// modelled (directory modes and empty directories are not kept).
+// image ships, as /etc or usr/etc in its layers, replace files that are not
+// locally modified; a change of content, mode, owner or group is a local
+// modification, and locally modified, added or deleted files win). A
+// staged deployment boots before a queued rollback (staging leaves the
+// rollback queued in status, as ostree's deployment order does). Booting a
+// queued rollback restores the /etc saved when that deployment was last
+// booted (no merge). A download-only staged deployment is discarded by a
+// reboot. /run is a tmpfs: reboot-required goes away. Only regular files
+// and symlinks are modelled (directory modes and empty directories are not
+// kept), and the image of a host made by `sim init` ships no /etc. Where
+// this model and real ostree disagreed, test/ostreehost showed it; see
+// docs/ostree-host.md.
 //
 // Simulator verbs (real bootc has none of these): `bootc sim init`, `sim
 // reboot`, `sim mark-bad DIGEST`, `sim mark-good DIGEST`, `sim health`

@@ -121,9 +121,10 @@ func (inv *invocation) pull(ref bootc.ImageReference, arch string, layers bool) 
 	return out, nil
 }
 
-// imageEtc reads the flattened image and returns what it ships under
-// usr/etc (ostree's home for the image's default /etc), keyed by the
-// path relative to /etc.
+// imageEtc reads the flattened image and returns its default /etc, keyed
+// by the path relative to /etc. Container images ship it as /etc, which
+// bootc's import moves to /usr/etc (ostree's home for it); images encoded
+// from ostree commits already have usr/etc. Both are read, as bootc does.
 func imageEtc(img v1.Image) (map[string]EtcFile, error) {
 	rc := mutate.Extract(img)
 	defer rc.Close()
@@ -137,21 +138,25 @@ func imageEtc(img v1.Image) (map[string]EtcFile, error) {
 		if err != nil {
 			return nil, fmt.Errorf("reading layers: %w", err)
 		}
-		p := path.Clean(strings.TrimPrefix(hdr.Name, "./"))
-		rel, ok := strings.CutPrefix(strings.TrimPrefix(p, "/"), "usr/etc/")
+		p := strings.TrimPrefix(path.Clean(strings.TrimPrefix(hdr.Name, "./")), "/")
+		rel, ok := strings.CutPrefix(p, "usr/etc/")
+		if !ok {
+			rel, ok = strings.CutPrefix(p, "etc/")
+		}
 		if !ok || rel == "" {
 			continue
 		}
 		mode := fs.FileMode(hdr.Mode).Perm()
+		uid, gid := imageOwner(hdr.Uid, hdr.Gid)
 		switch hdr.Typeflag {
 		case tar.TypeReg:
 			data, err := io.ReadAll(tr)
 			if err != nil {
 				return nil, fmt.Errorf("reading %s: %w", hdr.Name, err)
 			}
-			files[rel] = EtcFile{Mode: mode, Data: data}
+			files[rel] = EtcFile{Mode: mode, UID: uid, GID: gid, Data: data}
 		case tar.TypeSymlink:
-			files[rel] = EtcFile{Mode: 0o777, Link: hdr.Linkname}
+			files[rel] = EtcFile{Mode: 0o777, UID: uid, GID: gid, Link: hdr.Linkname}
 		}
 	}
 }

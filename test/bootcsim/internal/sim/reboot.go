@@ -7,18 +7,21 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 )
 
 // reboot moves the simulated host through a reboot, as ostree and bootc
 // would:
-//   - a queued rollback boots the rollback deployment with the /etc it had
-//     when it was last booted (no merge), and the old booted deployment
-//     becomes the rollback;
-//   - else a staged deployment is finalized: /etc gets ostree's 3-way
-//     merge (see mergeEtc), the staged deployment is booted and the old
-//     booted one becomes the rollback (the previous rollback is dropped);
-//   - a download-only (locked) staged deployment is discarded instead;
+//   - a staged deployment is finalized (it is first in ostree's order,
+//     ahead of a queued rollback): /etc gets ostree's 3-way merge (see
+//     mergeEtc), the staged deployment is booted and the old booted one
+//     becomes the rollback (the previous rollback is dropped);
+//   - else a queued rollback boots the rollback deployment with the /etc
+//     it had when it was last booted (no merge), and the old booted
+//     deployment becomes the rollback;
+//   - a download-only (locked) staged deployment is not finalized: it is
+//     discarded (and a queued rollback still boots);
 //   - otherwise the same deployment boots again.
 //
 // /run is a tmpfs: the reboot-required marker goes away. A prepared soft
@@ -34,6 +37,14 @@ func (inv *invocation) reboot(s *State) error {
 	}
 	outcome := "unchanged"
 	switch {
+	case s.Staged != nil && !s.Staged.DownloadOnly:
+		prev, next := s.Booted, s.Staged
+		prev.EtcSnapshot = live
+		if err := replaceEtc(etcDir, mergeEtc(prev.ImageEtc, next.ImageEtc, live)); err != nil {
+			return err
+		}
+		s.Booted, s.Rollback = next, prev
+		outcome = "staged"
 	case s.RollbackQueued && s.Rollback != nil:
 		prev, next := s.Booted, s.Rollback
 		prev.EtcSnapshot = live
@@ -43,14 +54,6 @@ func (inv *invocation) reboot(s *State) error {
 		next.EtcSnapshot = nil // the live /etc is the truth while booted
 		s.Booted, s.Rollback = next, prev
 		outcome = "rollback"
-	case s.Staged != nil && !s.Staged.DownloadOnly:
-		prev, next := s.Booted, s.Staged
-		prev.EtcSnapshot = live
-		if err := replaceEtc(etcDir, mergeEtc(prev.ImageEtc, next.ImageEtc, live)); err != nil {
-			return err
-		}
-		s.Booted, s.Rollback = next, prev
-		outcome = "staged"
 	case s.Staged != nil:
 		outcome = "discarded-download-only"
 	}
@@ -123,25 +126,25 @@ func readEtc(dir string) (map[string]EtcFile, error) {
 			return err
 		}
 		rel = filepath.ToSlash(rel)
-		switch {
-		case d.Type().IsRegular():
-			info, err := d.Info()
-			if err != nil {
-				return err
-			}
-			data, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			files[rel] = EtcFile{Mode: info.Mode().Perm(), Data: data}
-		case d.Type()&fs.ModeSymlink != 0:
-			target, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			files[rel] = EtcFile{Mode: 0o777, Link: target}
+		if !d.Type().IsRegular() && d.Type()&fs.ModeSymlink == 0 {
+			return nil
 		}
-		return nil
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		f := EtcFile{Mode: info.Mode().Perm()}
+		if st, ok := info.Sys().(*syscall.Stat_t); ok {
+			f.UID, f.GID = int(st.Uid), int(st.Gid)
+		}
+		if d.Type().IsRegular() {
+			f.Data, err = os.ReadFile(p)
+		} else {
+			f.Mode = 0o777
+			f.Link, err = os.Readlink(p)
+		}
+		files[rel] = f
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("reading /etc of the simulated host: %w", err)
@@ -166,10 +169,14 @@ func replaceEtc(dir string, files map[string]EtcFile) error {
 			if err := os.Symlink(f.Link, p); err != nil {
 				return fmt.Errorf("writing /etc/%s: %w", rel, err)
 			}
-			continue
-		}
-		if err := os.WriteFile(p, f.Data, f.Mode); err != nil {
+		} else if err := os.WriteFile(p, f.Data, f.Mode); err != nil {
 			return fmt.Errorf("writing /etc/%s: %w", rel, err)
+		}
+		if err := chownIfNeeded(p, f.UID, f.GID); err != nil {
+			return fmt.Errorf("writing /etc/%s: %w", rel, err)
+		}
+		if f.Link != "" {
+			continue
 		}
 		// WriteFile's mode is filtered by the umask.
 		if err := os.Chmod(p, f.Mode); err != nil {
@@ -177,6 +184,15 @@ func replaceEtc(dir string, files map[string]EtcFile) error {
 		}
 	}
 	return nil
+}
+
+// chownIfNeeded gives p its recorded owner (a no-op for files of the
+// user running the simulator, who may not chown).
+func chownIfNeeded(p string, uid, gid int) error {
+	if uid == os.Getuid() && gid == os.Getgid() {
+		return nil
+	}
+	return os.Lchown(p, uid, gid)
 }
 
 // bootIDPath is where the kernel publishes the boot ID, under the root.

@@ -17,6 +17,7 @@ func TestMergeEtc(t *testing.T) {
 		"dropped-by-image":  file("old"),
 		"dropped-but-local": file("old"),
 		"mode-changed":      file("old"),
+		"owner-changed":     file("old"),
 	}
 	newDefaults := map[string]EtcFile{
 		"unmodified":      file("new"),
@@ -25,6 +26,7 @@ func TestMergeEtc(t *testing.T) {
 		"new-in-image":    file("new"),
 		"added-locally":   file("new"),
 		"mode-changed":    file("new"),
+		"owner-changed":   file("new"),
 	}
 	live := map[string]EtcFile{
 		"unmodified":        file("old"),
@@ -34,6 +36,7 @@ func TestMergeEtc(t *testing.T) {
 		"added-locally":     file("mine"),
 		"local-only":        file("mine"),
 		"mode-changed":      {Mode: 0o600, Data: []byte("old")},
+		"owner-changed":     {Mode: 0o644, UID: 1000, GID: 1000, Data: []byte("old")},
 	}
 	want := map[string]EtcFile{
 		"unmodified":        file("new"),
@@ -42,13 +45,15 @@ func TestMergeEtc(t *testing.T) {
 		"dropped-but-local": file("mine"),
 		"added-locally":     file("mine"),
 		"local-only":        file("mine"),
-		// Metadata counts as a modification.
-		"mode-changed": {Mode: 0o600, Data: []byte("old")},
+		// Metadata counts as a modification: mode, and (as on real
+		// ostree) owner and group.
+		"mode-changed":  {Mode: 0o600, Data: []byte("old")},
+		"owner-changed": {Mode: 0o644, UID: 1000, GID: 1000, Data: []byte("old")},
 	}
 	if got := mergeEtc(oldDefaults, newDefaults, live); !reflect.DeepEqual(got, want) {
 		t.Fatalf("mergeEtc:\n got  %v\n want %v", got, want)
 	}
-	if len(live) != 7 || string(live["unmodified"].Data) != "old" {
+	if len(live) != 8 || string(live["unmodified"].Data) != "old" {
 		t.Fatal("mergeEtc modified its input")
 	}
 }

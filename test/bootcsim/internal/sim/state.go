@@ -80,15 +80,31 @@ type Deployment struct {
 	EtcSnapshot map[string]EtcFile `json:"etcSnapshot,omitempty"`
 }
 
-// EtcFile is a regular file or a symlink under /etc.
+// EtcFile is a regular file or a symlink under /etc. Like ostree, the
+// merge counts a change of owner or group as a local modification.
 type EtcFile struct {
 	Mode fs.FileMode `json:"mode"` // permission bits
+	UID  int         `json:"uid"`
+	GID  int         `json:"gid"`
 	Data []byte      `json:"data,omitempty"`
 	Link string      `json:"link,omitempty"` // symlink target; Data is empty
 }
 
 func (f EtcFile) equal(o EtcFile) bool {
-	return f.Mode == o.Mode && f.Link == o.Link && bytes.Equal(f.Data, o.Data)
+	return f.Mode == o.Mode && f.UID == o.UID && f.GID == o.GID && f.Link == o.Link && bytes.Equal(f.Data, o.Data)
+}
+
+// imageOwner maps an image file's owner to the simulated host's: root in
+// the image is the user running the simulator (root in CI, where the
+// host root is writable by nobody else).
+func imageOwner(uid, gid int) (int, int) {
+	if uid == 0 {
+		uid = os.Getuid()
+	}
+	if gid == 0 {
+		gid = os.Getgid()
+	}
+	return uid, gid
 }
 
 // ostreeChecksum stands in for the ostree merge commit of an image.

@@ -121,9 +121,10 @@ func (inv *invocation) cmdSwitch(args []string) error {
 // stage queues d for the next boot and prints bootc's summary.
 func (inv *invocation) stage(s *State, d *Deployment, v bootc.Version) error {
 	s.Staged = d
-	// The staged deployment boots next: ostree finalizes it first in
-	// the boot order, which supersedes a queued rollback.
-	s.RollbackQueued = false
+	// ostree puts the staged deployment first and leaves the order of the
+	// others alone until it is finalized: a queued rollback stays queued
+	// in status (bootc compares the rollback's and the booted one's
+	// indexes), but the staged deployment boots next (see reboot).
 	// A soft reboot prepared for the previous staged deployment does not
 	// carry over to this one.
 	s.SoftRebootPrepared = false
