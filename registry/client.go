@@ -178,8 +178,8 @@ func New(opts ...Option) (*Client, error) {
 		return nil, fmt.Errorf("registry client: %w", err)
 	}
 	c := &Client{
-		puller:   puller,
-		insecure: map[string]bool{},
+		puller:     puller,
+		insecure:   map[string]bool{},
 		timeout:    cfg.timeout,
 		cache:      newDigestCache(cfg.cacheLimits),
 		sys:        cfg.registriesConf,
