@@ -184,6 +184,9 @@ type Verdict struct {
 	// was needed.
 	ResolvedFrom  string `json:"resolvedFrom,omitempty"`
 	SignatureFrom string `json:"signatureFrom,omitempty"`
+	// HostPolicy is the host containers policy's verdict, when the caller
+	// evaluated it too (see policy/hostpolicy).
+	HostPolicy string `json:"hostPolicy,omitempty"`
 }
 
 // String renders the verdict for `bootsync image verify`.

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/bootsync/bootsync/apply/bootc"
 	etcoverlay "github.com/bootsync/bootsync/apply/etc"
 	"github.com/bootsync/bootsync/gitsource"
+	"github.com/bootsync/bootsync/policy/hostpolicy"
 	"github.com/bootsync/bootsync/reconcile"
 	"github.com/bootsync/bootsync/registry"
 )
@@ -101,9 +103,14 @@ func buildAgent(cfg *Config, log *slog.Logger, metrics *reconcile.Metrics, allow
 	if err != nil {
 		return nil, fmt.Errorf("fleet repository: %w", err)
 	}
-	reg, err := registry.New(registry.WithAuthRoot(cfg.Root), registry.WithInsecureRegistries(cfg.Registry.Insecure...))
+	reg, err := registry.New(registry.WithAuthRoot(cfg.Root), registry.WithInsecureRegistries(cfg.Registry.Insecure...),
+		registry.WithRegistriesConf(cfg.Root))
 	if err != nil {
 		return nil, fmt.Errorf("registry client: %w", err)
+	}
+	hostPolicy, err := hostpolicy.New(cfg.Root, cfg.Registry.Insecure...)
+	if err != nil {
+		return nil, err
 	}
 	drv, err := bootc.New(bootc.WithPath(cfg.Bootc.Path))
 	if err != nil {
@@ -119,20 +126,32 @@ func buildAgent(cfg *Config, log *slog.Logger, metrics *reconcile.Metrics, allow
 		return nil, err
 	}
 	return reconcile.New(reconcile.Config{
-		Host:              cfg.Host.Name,
-		Labels:            cfg.Host.Labels,
-		StateDir:          cfg.StateDir,
-		Root:              cfg.Root,
-		RebootCommand:     cfg.Reboot.Command,
-		SigningKeys:       cfg.Trust.SigningKeys,
-		RequireSignatures: cfg.Trust.RequireSignatures,
-		AllowedRegistries: cfg.Trust.Registries,
-		AcceptBundles:     cfg.Trust.AcceptBundles,
-		GitRemote:         cfg.Repo.URL,
-		FaultPoint:        os.Getenv("BOOTSYNC_FAULT_POINT"),
-		Clock:             clock,
-		Logger:            log,
-	}, reconcile.Deps{Source: src, Registry: reg, Bootc: drv, Etc: etcw, Metrics: metrics})
+		Host:               cfg.Host.Name,
+		Labels:             cfg.Host.Labels,
+		StateDir:           cfg.StateDir,
+		Root:               cfg.Root,
+		RebootCommand:      cfg.Reboot.Command,
+		SigningKeys:        cfg.Trust.SigningKeys,
+		RequireSignatures:  cfg.Trust.RequireSignatures,
+		AllowedRegistries:  cfg.Trust.Registries,
+		AcceptBundles:      cfg.Trust.AcceptBundles,
+		AllowOtherUpdaters: cfg.Agent.AllowOtherUpdaters,
+		GitRemote:          cfg.Repo.URL,
+		FaultPoint:         os.Getenv("BOOTSYNC_FAULT_POINT"),
+		Clock:              clock,
+		Logger:             log,
+	}, reconcile.Deps{Source: src, Registry: reg, Bootc: drv, Etc: etcw, Metrics: metrics, HostPolicy: hostPolicyGate{hostPolicy}})
+}
+
+// hostPolicyGate hands the host policy's verdict to the agent as text.
+type hostPolicyGate struct{ *hostpolicy.Checker }
+
+func (g hostPolicyGate) Check(ctx context.Context, ref string) (string, error) {
+	v, err := g.Checker.Check(ctx, ref)
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(v.String()), nil
 }
 
 // testClock lets tests set the agent's clock (maintenance windows):

@@ -39,6 +39,15 @@ type Config struct {
 	Bootc    BootcConfig    `mapstructure:"bootc" yaml:"bootc"`
 	Reboot   RebootConfig   `mapstructure:"reboot" yaml:"reboot"`
 	Metrics  MetricsConfig  `mapstructure:"metrics" yaml:"metrics"`
+	Agent    AgentConfig    `mapstructure:"agent" yaml:"agent"`
+}
+
+// AgentConfig says how the agent shares the host with other software.
+type AgentConfig struct {
+	// AllowOtherUpdaters lets passes run while another updater
+	// (bootc-fetch-apply-updates.timer, zincati.service,
+	// rpm-ostreed-automatic.timer) is enabled; by default they are refused.
+	AllowOtherUpdaters bool `mapstructure:"allowOtherUpdaters" yaml:"allowOtherUpdaters"`
 }
 
 // HostConfig names this host and adds labels to its fleet-repo labels.
@@ -130,6 +139,7 @@ func defaultConfig() map[string]any {
 		"bootc.path":                      "bootc",
 		"reboot.command":                  []string{"systemctl", "reboot"},
 		"metrics.address":                 "127.0.0.1:9469",
+		"agent.allowOtherUpdaters":        false,
 	}
 }
 
