@@ -285,6 +285,9 @@ func (a *Agent) pass(ctx context.Context, opts PassOptions, j *Journal, st *Stat
 	if len(desired.Digests) > 1 {
 		res.Desired.PlatformDigest = desired.Digests[1]
 	}
+	if ferr == nil {
+		a.noteVerdict(spec, desired, res)
+	}
 	a.fault("resolved")
 
 	// /etc: what would change, and drift.

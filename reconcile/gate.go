@@ -70,6 +70,14 @@ func (a *Agent) gate(ctx context.Context, spec *hostspec.HostSpec, v *policy.Ver
 	return nil
 }
 
+// noteVerdict shows the cached verdict for the desired image, if any, in
+// the status of a pass that does not need to gate (e.g. converged).
+func (a *Agent) noteVerdict(spec *hostspec.HostSpec, d Desired, res *PassResult) {
+	if v, ok := a.verdicts.get(d.Digests[0] + " " + a.trustFingerprint(spec) + " " + a.hostPolicyFingerprint()); ok {
+		recordVerdict(res, &v)
+	}
+}
+
 func recordVerdict(res *PassResult, v *policy.Verdict) {
 	if res.Desired != nil {
 		res.Desired.SignatureFrom, res.Desired.HostPolicy = v.SignatureFrom, v.HostPolicy
