@@ -521,7 +521,11 @@ func (a *Agent) noteDeferral(j *Journal, d Desired, o Observed) {
 
 func (a *Agent) recordEtc(st *Status, p *etcoverlay.Plan) {
 	for _, d := range p.Drift {
-		st.Drift = append(st.Drift, DriftStatus{Path: d.Path, Detail: string(d.Kind)})
+		detail := string(d.Kind)
+		if d.Kind == etcoverlay.DriftLabel {
+			detail = fmt.Sprintf("label: SELinux label %s, the policy's is %s", d.GotLabel, d.WantLabel)
+		}
+		st.Drift = append(st.Drift, DriftStatus{Path: d.Path, Detail: detail})
 	}
 	for _, path := range p.ImageShipped {
 		st.Warnings = append(st.Warnings, fmt.Sprintf("%s is also shipped by the image: managing it freezes it against image updates; prefer a drop-in", path))

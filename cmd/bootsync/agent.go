@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/opencontainers/selinux/go-selinux"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
@@ -116,8 +117,16 @@ func buildAgent(cfg *Config, log *slog.Logger, metrics *reconcile.Metrics, allow
 	if err != nil {
 		return nil, fmt.Errorf("bootc: %w", err)
 	}
-	etcw, err := etcoverlay.New(cfg.Root, filepath.Join(cfg.StateDir, "etc"),
-		etcoverlay.WithBootIDFile(filepath.Join(cfg.Root, "proc/sys/kernel/random/boot_id")))
+	etcOpts := []etcoverlay.Option{etcoverlay.WithBootIDFile(filepath.Join(cfg.Root, "proc/sys/kernel/random/boot_id"))}
+	if selinux.GetEnabled() {
+		// Files written into /etc get the loaded policy's label.
+		labels, err := etcoverlay.LoadFileContexts(cfg.Root)
+		if err != nil {
+			return nil, fmt.Errorf("/etc writer: SELinux is enabled: %w", err)
+		}
+		etcOpts = append(etcOpts, etcoverlay.WithLabels(labels))
+	}
+	etcw, err := etcoverlay.New(cfg.Root, filepath.Join(cfg.StateDir, "etc"), etcOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("/etc writer: %w", err)
 	}
