@@ -104,12 +104,7 @@ func buildAgent(cfg *Config, log *slog.Logger, metrics *reconcile.Metrics, allow
 	if err != nil {
 		return nil, fmt.Errorf("fleet repository: %w", err)
 	}
-	reg, err := registry.New(registry.WithAuthRoot(cfg.Root), registry.WithInsecureRegistries(cfg.Registry.Insecure...),
-		registry.WithRegistriesConf(cfg.Root))
-	if err != nil {
-		return nil, fmt.Errorf("registry client: %w", err)
-	}
-	hostPolicy, err := hostpolicy.New(cfg.Root, cfg.Registry.Insecure...)
+	reg, hostPolicy, err := newImageAccess(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -117,18 +112,9 @@ func buildAgent(cfg *Config, log *slog.Logger, metrics *reconcile.Metrics, allow
 	if err != nil {
 		return nil, fmt.Errorf("bootc: %w", err)
 	}
-	etcOpts := []etcoverlay.Option{etcoverlay.WithBootIDFile(filepath.Join(cfg.Root, "proc/sys/kernel/random/boot_id"))}
-	if selinux.GetEnabled() {
-		// Files written into /etc get the loaded policy's label.
-		labels, err := etcoverlay.LoadFileContexts(cfg.Root)
-		if err != nil {
-			return nil, fmt.Errorf("/etc writer: SELinux is enabled: %w", err)
-		}
-		etcOpts = append(etcOpts, etcoverlay.WithLabels(labels))
-	}
-	etcw, err := etcoverlay.New(cfg.Root, filepath.Join(cfg.StateDir, "etc"), etcOpts...)
+	etcw, err := newEtcWriter(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("/etc writer: %w", err)
+		return nil, err
 	}
 	clock, err := testClock()
 	if err != nil {
@@ -150,6 +136,39 @@ func buildAgent(cfg *Config, log *slog.Logger, metrics *reconcile.Metrics, allow
 		Clock:              clock,
 		Logger:             log,
 	}, reconcile.Deps{Source: src, Registry: reg, Bootc: drv, Etc: etcw, Metrics: metrics, HostPolicy: hostPolicyGate{hostPolicy}})
+}
+
+// newImageAccess is the registry client, following the host's
+// registries.conf, and the host's containers policy.
+func newImageAccess(cfg *Config) (*registry.Client, *hostpolicy.Checker, error) {
+	reg, err := registry.New(registry.WithAuthRoot(cfg.Root), registry.WithInsecureRegistries(cfg.Registry.Insecure...),
+		registry.WithRegistriesConf(cfg.Root))
+	if err != nil {
+		return nil, nil, fmt.Errorf("registry client: %w", err)
+	}
+	hostPolicy, err := hostpolicy.New(cfg.Root, cfg.Registry.Insecure...)
+	if err != nil {
+		return nil, nil, err
+	}
+	return reg, hostPolicy, nil
+}
+
+// newEtcWriter is the /etc writer; with SELinux enabled, the files it
+// writes get the loaded policy's labels.
+func newEtcWriter(cfg *Config) (*etcoverlay.Writer, error) {
+	opts := []etcoverlay.Option{etcoverlay.WithBootIDFile(filepath.Join(cfg.Root, "proc/sys/kernel/random/boot_id"))}
+	if selinux.GetEnabled() {
+		labels, err := etcoverlay.LoadFileContexts(cfg.Root)
+		if err != nil {
+			return nil, fmt.Errorf("/etc writer: SELinux is enabled: %w", err)
+		}
+		opts = append(opts, etcoverlay.WithLabels(labels))
+	}
+	w, err := etcoverlay.New(cfg.Root, filepath.Join(cfg.StateDir, "etc"), opts...)
+	if err != nil {
+		return nil, fmt.Errorf("/etc writer: %w", err)
+	}
+	return w, nil
 }
 
 // hostPolicyGate hands the host policy's verdict to the agent as text.

@@ -53,7 +53,6 @@ reached).`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			ref := args[0]
-			out := cmd.OutOrStdout()
 			cfg, err := loadConfig(configFile, nil)
 			if err != nil {
 				return &exitError{code: 2, err: err}
@@ -82,42 +81,7 @@ reached).`,
 			if err != nil {
 				return &exitError{code: 2, err: err}
 			}
-			allInsecure := append(append([]string(nil), cfg.Registry.Insecure...), insecure...)
-			clientOpts := []registry.Option{registry.WithInsecureRegistries(allInsecure...)}
-			if cfg.Root != "" {
-				clientOpts = append(clientOpts, registry.WithAuthRoot(cfg.Root), registry.WithRegistriesConf(cfg.Root))
-			}
-			client, err := registry.New(clientOpts...)
-			if err != nil {
-				return &exitError{code: 2, err: err}
-			}
-			verdict, err := v.ResolveAndVerify(ctx, client, ref, pinned)
-			var refused *policy.RefusedError
-			target := ""
-			switch {
-			case errors.As(err, &refused):
-				fmt.Fprintf(out, "image:    %s\n", refused.Ref)
-				fmt.Fprintf(out, "verdict:  refused\nreason:   %s\ndetail:   %s\n", refused.Reason, refused.Detail)
-				if registry.IsDigestReference(refused.Ref) {
-					target = refused.Ref
-				}
-			case err != nil:
-				return &exitError{code: 2, err: err}
-			default:
-				if pinned != "" {
-					fmt.Fprintf(out, "locked:   %s (bootsync.lock)\n", pinned)
-				}
-				fmt.Fprint(out, verdict.String())
-				target = verdict.Reference
-			}
-			hostRefused, err := printHostPolicy(cmd, cfg.Root, allInsecure, target)
-			if err != nil {
-				return &exitError{code: 2, err: err}
-			}
-			if refused != nil || hostRefused {
-				return &exitError{code: 1}
-			}
-			return nil
+			return runImageVerify(cmd, cfg, v, ref, pinned, append(append([]string(nil), cfg.Registry.Insecure...), insecure...))
 		},
 	}
 	cmd.Flags().StringArrayVar(&keys, "key", nil, "trusted PEM public key (cosign.pub); repeatable; makes signatures required")
@@ -126,6 +90,47 @@ reached).`,
 	cmd.Flags().StringSliceVar(&insecure, "insecure-registry", nil, "registry host:port reached over plain HTTP (test registries only)")
 	cmd.Flags().BoolVar(&noBundles, "no-bundles", false, "accept only tag-based signatures, the format bootc's own policy can check")
 	return cmd
+}
+
+// runImageVerify resolves and verifies ref with bootsync's policy, then
+// evaluates the host's containers policy for the same digest, printing both.
+func runImageVerify(cmd *cobra.Command, cfg *Config, v *policy.Verifier, ref, pinned string, allInsecure []string) error {
+	out := cmd.OutOrStdout()
+	clientOpts := []registry.Option{registry.WithInsecureRegistries(allInsecure...)}
+	if cfg.Root != "" {
+		clientOpts = append(clientOpts, registry.WithAuthRoot(cfg.Root), registry.WithRegistriesConf(cfg.Root))
+	}
+	client, err := registry.New(clientOpts...)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	verdict, err := v.ResolveAndVerify(cmd.Context(), client, ref, pinned)
+	var refused *policy.RefusedError
+	target := ""
+	switch {
+	case errors.As(err, &refused):
+		fmt.Fprintf(out, "image:    %s\n", refused.Ref)
+		fmt.Fprintf(out, "verdict:  refused\nreason:   %s\ndetail:   %s\n", refused.Reason, refused.Detail)
+		if registry.IsDigestReference(refused.Ref) {
+			target = refused.Ref
+		}
+	case err != nil:
+		return &exitError{code: 2, err: err}
+	default:
+		if pinned != "" {
+			fmt.Fprintf(out, "locked:   %s (bootsync.lock)\n", pinned)
+		}
+		fmt.Fprint(out, verdict.String())
+		target = verdict.Reference
+	}
+	hostRefused, err := printHostPolicy(cmd, cfg.Root, allInsecure, target)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	if refused != nil || hostRefused {
+		return &exitError{code: 1}
+	}
+	return nil
 }
 
 // printHostPolicy evaluates the host's containers policy for target (the
