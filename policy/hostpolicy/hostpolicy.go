@@ -121,6 +121,9 @@ func (c *Checker) Check(ctx context.Context, ref string) (*Verdict, error) {
 		return nil, refuse("%v", err)
 	}
 	defer func() { _ = pc.Destroy() }()
+	// containers/image's own client has no overall deadline.
+	ctx, cancel := context.WithTimeout(ctx, registry.DefaultTimeout)
+	defer cancel()
 	dref, err := docker.ParseReference("//" + ref)
 	if err != nil {
 		return nil, fmt.Errorf("host policy for %s: %w", ref, err)
