@@ -1,10 +1,18 @@
 package registry_test
 
 import (
+	"io"
+	"log"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/bootsync/bootsync/registry"
 	"github.com/bootsync/bootsync/test/registrytest"
@@ -184,8 +192,7 @@ func TestRegistriesConfDropInsAndEnvironment(t *testing.T) {
 		}
 	})
 	t.Run("no option: the reference's registry only", func(t *testing.T) {
-		root := writeRegistriesConf(t, m.conf(""))
-		_ = root
+		t.Setenv("CONTAINERS_REGISTRIES_CONF", writeRegistriesConf(t, m.conf(""))+"/etc/containers/registries.conf")
 		c := newClient(t, registry.WithInsecureRegistries(m.primary.Host))
 		if _, err := c.Resolve(ctx(t), primary); registry.Reason(err) != registry.ReasonUnavailable {
 			t.Fatalf("without WithRegistriesConf the mirror must not be used: %v", err)
@@ -205,5 +212,30 @@ func TestBrokenRegistriesConfIsAnError(t *testing.T) {
 	}
 	if got := tr.Recorded(); len(got) != 0 {
 		t.Fatalf("requests made despite a broken registries.conf: %v", got)
+	}
+}
+
+// registries.conf's insecure = true skips TLS verification for that
+// registry, as containers/image does; without it the certificate is
+// checked.
+func TestRegistriesConfInsecureSkipsTLSVerification(t *testing.T) {
+	srv := httptest.NewTLSServer(ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0))))
+	t.Cleanup(srv.Close)
+	host := strings.TrimPrefix(srv.URL, "https://")
+	img, err := random.Image(64, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tag, _ := name.NewTag(host+"/os/base:v1", name.StrictValidation)
+	if err := remote.Write(tag, img, remote.WithTransport(srv.Client().Transport)); err != nil {
+		t.Fatal(err)
+	}
+	verified := newClient(t, registry.WithRegistriesConf(writeRegistriesConf(t, "")))
+	if _, err := verified.Resolve(ctx(t), host+"/os/base:v1"); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("a self-signed registry without insecure = true: %v, want a certificate error", err)
+	}
+	skip := newClient(t, registry.WithRegistriesConf(writeRegistriesConf(t, "[[registry]]\nlocation = \""+host+"\"\ninsecure = true\n")))
+	if _, err := skip.Resolve(ctx(t), host+"/os/base:v1"); err != nil {
+		t.Fatalf("insecure = true: %v", err)
 	}
 }
