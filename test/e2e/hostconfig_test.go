@@ -104,7 +104,7 @@ func TestRegistriesConfMirrorsAndBlocks(t *testing.T) {
 	if st.Desired == nil || st.Desired.ResolvedFrom != mirrorRepo || st.Desired.SignatureFrom != mirrorRepo {
 		t.Fatalf("status desired = %+v, want the mirror %s named", st.Desired, mirrorRepo)
 	}
-	if r := h.Run(nil, "status", "--config", h.Config); !regexp.MustCompile(`(?m)^resolved from: +`+regexp.QuoteMeta(mirrorRepo)+`$`).MatchString(r.Stdout) {
+	if r := h.Run(nil, "status", "--config", h.Config); !regexp.MustCompile(`(?m)^resolved from: +` + regexp.QuoteMeta(mirrorRepo) + `$`).MatchString(r.Stdout) {
 		t.Fatalf("bootsync status does not name the mirror:\n%s", r.Stdout)
 	}
 
