@@ -2,6 +2,11 @@
 # installs the test prerequisites and then runs `make test`.
 GO ?= go
 export GOTOOLCHAIN ?= local
+# containers/image (the host's containers policy, policy/hostpolicy) builds
+# without C libraries only with this tag. Exported so that the go builds the
+# tests and the demo run themselves get it too; outside make, set
+# GOFLAGS=-tags=containers_image_openpgp.
+export GOFLAGS += -tags=containers_image_openpgp
 
 .PHONY: demo test build bench fuzz vet
 

@@ -81,7 +81,11 @@ type Host struct {
 	Name   string
 	Source Source
 	Labels map[string]string // from metadata.labels (never nil)
-	layer  *layer
+	// MachineID is metadata.machineID: the agent refuses the spec on a
+	// machine whose /etc/machine-id differs.
+	MachineID    string
+	machineIDSrc Source
+	layer        *layer
 }
 
 // layer is the `spec:` of one document, checked and prepared: directory
@@ -218,7 +222,7 @@ func (l *loader) load(cfg loadConfig) (*Repo, error) {
 			if labels == nil {
 				labels = map[string]string{}
 			}
-			repo.hosts[doc.name] = &Host{Name: doc.name, Source: doc.src, Labels: labels, layer: l.prepare(s.file, &doc.spec)}
+			repo.hosts[doc.name] = &Host{Name: doc.name, Source: doc.src, Labels: labels, MachineID: doc.machineID, machineIDSrc: doc.machineIDSrc, layer: l.prepare(s.file, &doc.spec)}
 		case *Lock:
 			repo.lock = doc
 		}

@@ -196,6 +196,9 @@ func (r *Repo) Resolve(ctx context.Context, host string, extraLabels map[string]
 	if len(errs) > 0 {
 		return nil, errs.err()
 	}
+	if declared && h.MachineID != "" {
+		spec.MachineID, spec.Provenance["machineID"] = h.MachineID, h.machineIDSrc
+	}
 	return spec, nil
 }
 

@@ -24,7 +24,7 @@ var (
 	hostKeys      = []string{"apiVersion", "kind", "metadata", "spec", "policy"}
 	lockKeys      = []string{"apiVersion", "kind", "images"}
 	nameMetaKeys  = []string{"name"}
-	hostMetaKeys  = []string{"name", "labels"}
+	hostMetaKeys  = []string{"name", "labels", "machineID"}
 	specKeys      = []string{"image", "etc", "vars", "health", "update", "policy"}
 	etcKeys       = []string{"path", "from", "content", "template", "mode", "owner", "group", "absent", "onChange"}
 	onChangeKeys  = []string{"restart", "reload", "reboot"}
@@ -180,6 +180,10 @@ type hostDoc struct {
 	src      Source
 	labels   map[string]string
 	spec     specDoc
+	// machineID (metadata.machineID) is the /etc/machine-id of the one
+	// machine this host file is for.
+	machineID    string
+	machineIDSrc Source
 }
 
 // decodeFile decodes one file of the fleet repository. wantKind is the kind
@@ -346,6 +350,10 @@ func (d *decoder) host(root *yaml.Node) *hostDoc {
 					}
 				case "labels":
 					doc.labels, _ = d.stringMap(v, f)
+				case "machineID":
+					if s, ok := d.text(v, f); ok && d.checkMachineID(v, f, s) {
+						doc.machineID, doc.machineIDSrc = s, d.src(v)
+					}
 				}
 			})
 		case "spec":
@@ -358,6 +366,16 @@ func (d *decoder) host(root *yaml.Node) *hostDoc {
 		d.failf(root, "metadata.name", "missing: every Host needs a name (the file's base name)")
 	}
 	return doc
+}
+
+// checkMachineID validates metadata.machineID: 32 lowercase hex digits,
+// as in /etc/machine-id (machine-id(5)).
+func (d *decoder) checkMachineID(n *yaml.Node, field, s string) bool {
+	ok := len(s) == 32 && strings.Trim(s, "0123456789abcdef") == "" && strings.Trim(s, "0") != ""
+	if !ok {
+		d.failf(n, field, "%q is not a machine ID: want the 32 lowercase hexadecimal digits of the machine's /etc/machine-id (systemd-id128 machine-id prints it)", s)
+	}
+	return ok
 }
 
 // policyElsewhere reports `policy:` outside the top level of fleet.yaml:

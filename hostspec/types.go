@@ -67,6 +67,9 @@ type HostSpec struct {
 	Update UpdatePolicy   `json:"update"`
 	Vars   map[string]any `json:"vars"`
 	Policy Policy         `json:"policy"`
+	// MachineID is the host file's metadata.machineID: the agent applies
+	// the spec only on the machine whose /etc/machine-id it is.
+	MachineID string `json:"machineID,omitempty"`
 	// Provenance maps a value's path to the place that set it. Keys:
 	// "image", "vars.<key>", "update.<key>", "policy.<key>",
 	// "etc[<path>]", "health[<name>]" and "health[<name>].<key>".

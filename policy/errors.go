@@ -16,6 +16,9 @@ const (
 	ReasonWrongIdentity      = "wrong-identity"       // a trusted key signed this digest for another repository
 	ReasonRegistryNotAllowed = "registry-not-allowed" // the repository is outside an allow-list
 	ReasonMalformedSignature = "malformed-signature"  // a signature artifact could not be decoded
+	// ReasonHostPolicy: the host's own containers-policy.json (what bootc's
+	// pull enforces) refuses the image.
+	ReasonHostPolicy = "host-policy"
 )
 
 // Sentinel errors for errors.Is; every *RefusedError matches the one for its
@@ -27,6 +30,7 @@ var (
 	ErrWrongIdentity      = errors.New(ReasonWrongIdentity)
 	ErrRegistryNotAllowed = errors.New(ReasonRegistryNotAllowed)
 	ErrMalformedSignature = errors.New(ReasonMalformedSignature)
+	ErrHostPolicy         = errors.New(ReasonHostPolicy)
 )
 
 var sentinels = map[string]error{
@@ -36,6 +40,7 @@ var sentinels = map[string]error{
 	ReasonWrongIdentity:      ErrWrongIdentity,
 	ReasonRegistryNotAllowed: ErrRegistryNotAllowed,
 	ReasonMalformedSignature: ErrMalformedSignature,
+	ReasonHostPolicy:         ErrHostPolicy,
 }
 
 // RefusedError says that policy refuses an image, and why. It is a verdict,

@@ -179,6 +179,14 @@ type Verdict struct {
 	// Identity is the repository the signature names (tag-based format);
 	// empty for bundles, which carry none.
 	Identity string `json:"identity,omitempty"`
+	// ResolvedFrom and SignatureFrom are the repositories that answered
+	// (a registries.conf mirror or the primary); empty when no request
+	// was needed.
+	ResolvedFrom  string `json:"resolvedFrom,omitempty"`
+	SignatureFrom string `json:"signatureFrom,omitempty"`
+	// HostPolicy is the host containers policy's verdict, when the caller
+	// evaluated it too (see policy/hostpolicy).
+	HostPolicy string `json:"hostPolicy,omitempty"`
 }
 
 // String renders the verdict for `bootsync image verify`.
@@ -186,6 +194,9 @@ func (v *Verdict) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "image:    %s\n", v.Reference)
 	fmt.Fprintf(&b, "digest:   %s\n", v.Digest)
+	if v.ResolvedFrom != "" {
+		fmt.Fprintf(&b, "resolved: %s\n", v.ResolvedFrom)
+	}
 	if !v.Signed {
 		b.WriteString("verdict:  accepted (signatures are not required by this policy)\n")
 		return b.String()
@@ -198,6 +209,9 @@ func (v *Verdict) String() string {
 	}
 	if v.Identity != "" {
 		fmt.Fprintf(&b, "identity: %s\n", v.Identity)
+	}
+	if v.SignatureFrom != "" {
+		fmt.Fprintf(&b, "signature read from: %s\n", v.SignatureFrom)
 	}
 	b.WriteString("verdict:  accepted\n")
 	if v.Format == FormatBundle {
@@ -240,7 +254,11 @@ func (v *Verifier) ResolveAndVerify(ctx context.Context, reg *registry.Client, r
 	if err != nil {
 		return nil, fmt.Errorf("verify image %s: %w", ref, err)
 	}
-	return v.Verify(ctx, reg, res.Reference())
+	verdict, err := v.Verify(ctx, reg, res.Reference())
+	if verdict != nil {
+		verdict.ResolvedFrom = res.Endpoint
+	}
+	return verdict, err
 }
 
 // Verify applies the policy to ref, a digest reference (repository@sha256:…).
@@ -284,6 +302,7 @@ func (v *Verifier) Verify(ctx context.Context, reg *registry.Client, ref string)
 		key, ident, f := v.checkCosign(d, s)
 		if f == nil {
 			verdict.Signed, verdict.Format, verdict.KeyFile, verdict.KeyID, verdict.Identity = true, FormatCosign, key.file, key.id, ident
+			verdict.SignatureFrom = s.Endpoint
 			return verdict, nil
 		}
 		found = append(found, *f)
@@ -297,6 +316,7 @@ func (v *Verifier) Verify(ctx context.Context, reg *registry.Client, ref string)
 			key, f := v.checkBundle(d, b)
 			if f == nil {
 				verdict.Signed, verdict.Format, verdict.KeyFile, verdict.KeyID = true, FormatBundle, key.file, key.id
+				verdict.SignatureFrom = b.Endpoint
 				return verdict, nil
 			}
 			found = append(found, *f)

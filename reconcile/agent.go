@@ -63,6 +63,9 @@ type Config struct {
 	// not write them unless AllowReserved lists them.
 	ReservedPaths []string
 	AllowReserved []string
+	// AllowOtherUpdaters lets passes run while another updater is enabled
+	// (agent.allowOtherUpdaters); by default they are refused.
+	AllowOtherUpdaters bool
 	// GitRemote labels the management-plane health check (redacted).
 	GitRemote string
 	// Systemctl runs health checks of type systemd.
@@ -81,6 +84,9 @@ type Deps struct {
 	Bootc    *bootc.Driver
 	Etc      *etcoverlay.Writer
 	Metrics  *Metrics // optional
+	// HostPolicy evaluates the host's containers-policy.json before
+	// anything is staged (optional: nil skips it).
+	HostPolicy HostPolicy
 }
 
 // Agent runs reconcile passes for one host.
@@ -257,7 +263,10 @@ func (a *Agent) pass(ctx context.Context, opts PassOptions, j *Journal, st *Stat
 		return res, err
 	}
 	st.Booted, st.Staged, st.Rollback, st.RollbackQueued = obs.Booted, obs.Staged, obs.Rollback, obs.RollbackQueued
-	st.Warnings = append(st.Warnings, a.hostWarnings()...)
+	if err := a.checkOtherUpdaters(st); err != nil {
+		return res, err
+	}
+	a.deps.Registry.ReloadRegistriesConf()
 	if obs.Booted == nil {
 		res.Plan = Decide(Desired{}, obs)
 		return res, &PassError{Reason: ReasonNotBootc, Err: errors.New(res.Plan.Reason)}
@@ -281,6 +290,11 @@ func (a *Agent) pass(ctx context.Context, opts PassOptions, j *Journal, st *Stat
 	// from what the journal kept, so a host cut off from Git after an
 	// update is rolled back rather than stuck.
 	desired, spec, verifier, ferr := a.desired(ctx, j, obs.Arch)
+	if ferr == nil {
+		if err := a.checkMachineID(spec); err != nil {
+			return res, err
+		}
+	}
 	if ferr != nil {
 		if j.Pending == nil || !rebooted(j.Pending, obs) || opts.DryRun {
 			return res, ferr
@@ -292,9 +306,12 @@ func (a *Agent) pass(ctx context.Context, opts PassOptions, j *Journal, st *Stat
 	if ferr == nil && a.undeclared {
 		st.Warnings = append(st.Warnings, undeclaredWarning(a.cfg.Host))
 	}
-	res.Desired = &DesiredStatus{Commit: desired.Commit, Ref: spec.Image.Ref, Digest: desired.Digests[0], Target: desired.ImageRef}
+	res.Desired = &DesiredStatus{Commit: desired.Commit, Ref: spec.Image.Ref, Digest: desired.Digests[0], Target: desired.ImageRef, ResolvedFrom: desired.Endpoint}
 	if len(desired.Digests) > 1 {
 		res.Desired.PlatformDigest = desired.Digests[1]
+	}
+	if ferr == nil {
+		a.noteVerdict(spec, desired, res)
 	}
 	a.fault("resolved")
 
@@ -327,7 +344,7 @@ func (a *Agent) pass(ctx context.Context, opts PassOptions, j *Journal, st *Stat
 		if verifier == nil {
 			return res, ferr // working from the journal: nothing new may be booted
 		}
-		if err := a.gate(ctx, spec, verifier, desired); err != nil {
+		if err := a.gate(ctx, spec, verifier, desired, res); err != nil {
 			res.Plan = Plan{State: StateRefused, Reason: "the desired image was refused; nothing was changed", Steps: []Step{}}
 			st.RebootPending = false
 			return res, err
@@ -443,7 +460,7 @@ func (a *Agent) desired(ctx context.Context, j *Journal, arch string) (Desired, 
 	if err != nil {
 		return Desired{}, nil, nil, &PassError{Reason: imageReason(err), Err: fmt.Errorf("resolve image %s for host %s: %w", spec.Image.Ref, a.cfg.Host, err)}
 	}
-	d.ImageRef = resolved.Reference()
+	d.ImageRef, d.Endpoint = resolved.Reference(), resolved.Endpoint
 	d.Digests = []string{resolved.Digest}
 	plat, err := a.platformDigest(ctx, d.ImageRef, resolved, arch)
 	if err != nil {
@@ -535,7 +552,11 @@ func (a *Agent) noteDeferral(j *Journal, d Desired, o Observed) {
 
 func (a *Agent) recordEtc(st *Status, p *etcoverlay.Plan) {
 	for _, d := range p.Drift {
-		st.Drift = append(st.Drift, DriftStatus{Path: d.Path, Detail: string(d.Kind)})
+		detail := string(d.Kind)
+		if d.Kind == etcoverlay.DriftLabel {
+			detail = fmt.Sprintf("label: SELinux label %s, the policy's is %s", d.GotLabel, d.WantLabel)
+		}
+		st.Drift = append(st.Drift, DriftStatus{Path: d.Path, Detail: detail})
 	}
 	for _, path := range p.ImageShipped {
 		st.Warnings = append(st.Warnings, fmt.Sprintf("%s is also shipped by the image: managing it freezes it against image updates; prefer a drop-in", path))

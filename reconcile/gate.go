@@ -46,21 +46,42 @@ func needsVerdict(p Plan) bool {
 	})
 }
 
-// gate verifies the desired digest against the image policy before any
-// step that could boot it. A verdict is cached per digest and trust
+// gate verifies the desired digest against the image policy, then against
+// the host's own containers policy (what bootc's pull will enforce), before
+// any step that could boot it. A verdict is cached per digest and trust
 // configuration: a revert to an image verified before needs no registry.
-func (a *Agent) gate(ctx context.Context, spec *hostspec.HostSpec, v *policy.Verifier, d Desired) error {
-	key := d.Digests[0] + " " + a.trustFingerprint(spec)
-	if _, ok := a.verdicts.get(key); ok {
+func (a *Agent) gate(ctx context.Context, spec *hostspec.HostSpec, v *policy.Verifier, d Desired, res *PassResult) error {
+	key := d.Digests[0] + " " + a.trustFingerprint(spec) + " " + a.hostPolicyFingerprint()
+	if verdict, ok := a.verdicts.get(key); ok {
+		recordVerdict(res, &verdict)
 		return nil
 	}
 	verdict, err := v.Verify(ctx, a.deps.Registry, d.ImageRef)
 	if err != nil {
 		return &PassError{Reason: imageReason(err), Err: fmt.Errorf("verify the image for host %s: %w", a.cfg.Host, err)}
 	}
-	a.log.Info("image verified", "image", verdict.Reference, "signed", verdict.Signed, "format", verdict.Format, "key", verdict.KeyFile)
+	if verdict.HostPolicy, err = a.checkHostPolicy(ctx, verdict.Reference); err != nil {
+		return err
+	}
+	a.log.Info("image verified", "image", verdict.Reference, "signed", verdict.Signed, "format", verdict.Format, "key", verdict.KeyFile,
+		"signatureFrom", verdict.SignatureFrom, "hostPolicy", verdict.HostPolicy)
 	a.verdicts.put(key, *verdict)
+	recordVerdict(res, verdict)
 	return nil
+}
+
+// noteVerdict shows the cached verdict for the desired image, if any, in
+// the status of a pass that does not need to gate (e.g. converged).
+func (a *Agent) noteVerdict(spec *hostspec.HostSpec, d Desired, res *PassResult) {
+	if v, ok := a.verdicts.get(d.Digests[0] + " " + a.trustFingerprint(spec) + " " + a.hostPolicyFingerprint()); ok {
+		recordVerdict(res, &v)
+	}
+}
+
+func recordVerdict(res *PassResult, v *policy.Verdict) {
+	if res.Desired != nil {
+		res.Desired.SignatureFrom, res.Desired.HostPolicy = v.SignatureFrom, v.HostPolicy
+	}
 }
 
 // trustFingerprint changes whenever anything a verdict depends on changes:

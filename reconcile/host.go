@@ -43,27 +43,3 @@ func countUserSessions(root string) int {
 	}
 	return n
 }
-
-// hostWarnings are host problems worth reporting on every pass.
-func (a *Agent) hostWarnings() []string {
-	var w []string
-	if fetchApplyTimerActive(a.cfg.Root) {
-		w = append(w, "bootc-fetch-apply-updates.timer is enabled: it can undo rollbacks and apply staged updates outside the reboot policy; mask it (systemctl mask bootc-fetch-apply-updates.timer)")
-	}
-	return w
-}
-
-// fetchApplyTimerActive reports whether bootc's own auto-update timer is
-// enabled and not masked.
-func fetchApplyTimerActive(root string) bool {
-	const unit = "bootc-fetch-apply-updates.timer"
-	if target, err := os.Readlink(filepath.Join(root, "etc/systemd/system", unit)); err == nil && target == "/dev/null" {
-		return false
-	}
-	for _, dir := range []string{"etc/systemd/system/timers.target.wants", "usr/lib/systemd/system/timers.target.wants"} {
-		if _, err := os.Lstat(filepath.Join(root, dir, unit)); err == nil {
-			return true
-		}
-	}
-	return false
-}

@@ -21,6 +21,7 @@ type Metrics struct {
 	quarantined   prometheus.Gauge
 	checkFailures *prometheus.CounterVec
 	state         *prometheus.GaugeVec
+	otherUpdaters *prometheus.GaugeVec
 }
 
 // NewMetrics registers the agent's metrics in a new registry.
@@ -64,13 +65,17 @@ func NewMetrics() *Metrics {
 			Name: "bootsync_state",
 			Help: "The state of the last pass (1 for the current state): converged, updating, waiting, verifying, paused, quarantined, refused, unmanaged.",
 		}, []string{"state"}),
+		otherUpdaters: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "bootsync_other_updater_enabled",
+			Help: "1 for each other update service enabled on the host (bootc-fetch-apply-updates.timer, zincati.service, rpm-ostreed-automatic.timer).",
+		}, []string{"unit"}),
 		checkFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bootsync_health_check_failures_total",
 			Help: "Failed health-check verdicts after an update, by check.",
 		}, []string{"check"}),
 	}
 	m.Registry.MustRegister(m.desired, m.booted, m.lastSuccess, m.passDuration, m.errors,
-		m.drift, m.rebootPending, m.quarantined, m.checkFailures, m.state)
+		m.drift, m.rebootPending, m.quarantined, m.checkFailures, m.state, m.otherUpdaters)
 	return m
 }
 
@@ -100,6 +105,10 @@ func (m *Metrics) observePass(st *Status, started time.Time, reason string) {
 		m.rebootPending.Set(0)
 	}
 	m.quarantined.Set(float64(len(st.Quarantine)))
+	m.otherUpdaters.Reset()
+	for _, u := range st.OtherUpdaters {
+		m.otherUpdaters.WithLabelValues(u).Set(1)
+	}
 	if st.LastPass != nil && st.LastPass.State != "" {
 		m.state.Reset()
 		m.state.WithLabelValues(st.LastPass.State).Set(1)

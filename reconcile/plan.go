@@ -110,6 +110,9 @@ type Desired struct {
 	Update  hostspec.UpdatePolicy
 	// Windows is the parsed update.windows (nil when none are declared).
 	Windows RebootWindow
+	// Endpoint is the repository that resolved the tag (a registries.conf
+	// mirror or the primary); empty when no request was needed.
+	Endpoint string
 }
 
 // Step is one action with its arguments.

@@ -37,8 +37,11 @@ type Status struct {
 	// Health is the last verification after an update.
 	Health *HealthStatus `json:"health,omitempty"`
 	// Warnings are problems that did not stop the pass (e.g. a managed file
-	// the image also ships, an active bootc auto-update timer).
+	// the image also ships).
 	Warnings []string `json:"warnings,omitempty"`
+	// OtherUpdaters are update services enabled on the host besides the
+	// agent (bootc-fetch-apply-updates.timer, zincati.service, ...).
+	OtherUpdaters []string `json:"otherUpdaters,omitempty"`
 }
 
 // DesiredStatus is the desired state of the last pass that got that far.
@@ -49,6 +52,12 @@ type DesiredStatus struct {
 	// PlatformDigest is what bootc reports when Digest is an image index.
 	PlatformDigest string `json:"platformDigest,omitempty"`
 	Target         string `json:"target"` // what bootc is switched to (repo@digest)
+	// ResolvedFrom and SignatureFrom name the repository that answered:
+	// a registries.conf mirror or the primary (empty: no request needed).
+	ResolvedFrom  string `json:"resolvedFrom,omitempty"`
+	SignatureFrom string `json:"signatureFrom,omitempty"`
+	// HostPolicy is the host containers policy's verdict for Target.
+	HostPolicy string `json:"hostPolicy,omitempty"`
 }
 
 // PassStatus describes one pass.

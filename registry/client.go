@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	containerstypes "go.podman.io/image/v5/types"
 )
 
 // DefaultTimeout bounds one registry operation (a resolution, a signature
@@ -32,6 +33,10 @@ type Client struct {
 	insecure map[string]bool
 	timeout  time.Duration
 	cache    *digestCache
+	// sys locates registries.conf (nil: mirrors and remaps are off);
+	// skipVerify holds the hosts it marks insecure (TLS not verified).
+	sys        *containerstypes.SystemContext
+	skipVerify *sync.Map
 }
 
 type config struct {
@@ -43,6 +48,8 @@ type config struct {
 	transport   http.RoundTripper
 	userAgent   string
 	cacheLimits int
+
+	registriesConf *containerstypes.SystemContext
 }
 
 // Option configures a Client. Options validate their arguments; New returns
@@ -154,9 +161,10 @@ func New(opts ...Option) (*Client, error) {
 		}
 		cfg.keychain = NewFileKeychain(HostAuthFiles(root))
 	}
+	skipVerify := &sync.Map{}
 	base := cfg.transport
 	if base == nil {
-		base = defaultBaseTransport()
+		base = newSkipVerifyTransport(defaultBaseTransport(), skipVerify)
 	}
 	rt := transport.NewUserAgent(newRetryingTransport(base, cfg.retry), cfg.userAgent)
 	puller, err := remote.NewPuller(
@@ -170,10 +178,12 @@ func New(opts ...Option) (*Client, error) {
 		return nil, fmt.Errorf("registry client: %w", err)
 	}
 	c := &Client{
-		puller:   puller,
-		insecure: map[string]bool{},
-		timeout:  cfg.timeout,
-		cache:    newDigestCache(cfg.cacheLimits),
+		puller:     puller,
+		insecure:   map[string]bool{},
+		timeout:    cfg.timeout,
+		cache:      newDigestCache(cfg.cacheLimits),
+		sys:        cfg.registriesConf,
+		skipVerify: skipVerify,
 	}
 	for _, h := range cfg.insecure {
 		c.insecure[strings.ToLower(h)] = true
@@ -223,6 +233,9 @@ type Resolved struct {
 	MediaType string `json:"mediaType,omitempty"`
 	// IsIndex is true for an OCI image index or Docker manifest list.
 	IsIndex bool `json:"isIndex,omitempty"`
+	// Endpoint is the repository that answered (a registries.conf mirror,
+	// or the primary); empty when no request was made.
+	Endpoint string `json:"endpoint,omitempty"`
 }
 
 // Reference is "repository@digest", the exact image to verify and deploy.
@@ -247,16 +260,11 @@ func (c *Client) Resolve(ctx context.Context, ref string) (*Resolved, error) {
 	}
 	ctx, cancel := c.opContext(ctx)
 	defer cancel()
-	desc, err := c.puller.Head(ctx, r)
-	if headUnsupported(err) {
-		var got *remote.Descriptor
-		got, err = c.puller.Get(ctx, r)
-		if err == nil {
-			desc = &got.Descriptor
-		}
-	}
+	desc, ep, err := onEndpoints(ctx, c, "resolve", r, func(ctx context.Context, ep endpoint) (*v1.Descriptor, error) {
+		return c.head(ctx, ep.ref)
+	})
 	if err != nil {
-		return nil, classify("resolve", ref, c.timeout, err)
+		return nil, err
 	}
 	if err := checkBootable(desc.MediaType); err != nil {
 		return nil, &Error{Op: "resolve", Ref: ref, Reason: ReasonUnsupported, Err: err}
@@ -267,7 +275,22 @@ func (c *Client) Resolve(ctx context.Context, ref string) (*Resolved, error) {
 		Digest:     desc.Digest.String(),
 		MediaType:  string(desc.MediaType),
 		IsIndex:    desc.MediaType.IsIndex(),
+		Endpoint:   ep.Name(),
 	}, nil
+}
+
+// head asks for r's manifest descriptor: HEAD, or GET where the registry
+// does not answer HEAD.
+func (c *Client) head(ctx context.Context, r name.Reference) (*v1.Descriptor, error) {
+	desc, err := c.puller.Head(ctx, r)
+	if headUnsupported(err) {
+		var got *remote.Descriptor
+		got, err = c.puller.Get(ctx, r)
+		if err == nil {
+			desc = &got.Descriptor
+		}
+	}
+	return desc, err
 }
 
 // ResolvePinned is Resolve for an image whose digest is already known (from
@@ -360,9 +383,11 @@ func (c *Client) fetchPlatforms(ctx context.Context, d name.Digest) (*indexPlatf
 	const op = "find platform manifest"
 	ctx, cancel := c.opContext(ctx)
 	defer cancel()
-	got, err := c.puller.Get(ctx, d)
+	got, _, err := onEndpoints(ctx, c, op, d, func(ctx context.Context, ep endpoint) (*remote.Descriptor, error) {
+		return c.puller.Get(ctx, ep.ref)
+	})
 	if err != nil {
-		return nil, classify(op, d.String(), c.timeout, err)
+		return nil, err
 	}
 	if err := checkBootable(got.MediaType); err != nil {
 		return nil, &Error{Op: op, Ref: d.String(), Reason: ReasonUnsupported, Err: err}
@@ -459,7 +484,8 @@ func (dc *digestCache) setPlatforms(digest string, p *indexPlatforms) {
 }
 
 // Ping proves the registry serving ref answers and accepts this host's
-// credentials: one HEAD request for the manifest, never answered from a
+// credentials: one HEAD request for the manifest (at the first endpoint
+// that answers, registries.conf mirrors first), never answered from a
 // cache. The agent's management-plane health check uses it after an update.
 func (c *Client) Ping(ctx context.Context, ref string) error {
 	r, err := c.parse(ref)
@@ -468,12 +494,8 @@ func (c *Client) Ping(ctx context.Context, ref string) error {
 	}
 	ctx, cancel := c.opContext(ctx)
 	defer cancel()
-	_, err = c.puller.Head(ctx, r)
-	if headUnsupported(err) {
-		_, err = c.puller.Get(ctx, r)
-	}
-	if err != nil {
-		return classify("ping", ref, c.timeout, err)
-	}
-	return nil
+	_, _, err = onEndpoints(ctx, c, "ping", r, func(ctx context.Context, ep endpoint) (*v1.Descriptor, error) {
+		return c.head(ctx, ep.ref)
+	})
+	return err
 }

@@ -41,6 +41,10 @@
 // (Retry-After honoured up to RetryPolicy.MaxRetryAfter); 401, 403 and 404
 // are never retried.
 //
-// Registry mirrors (registries.conf) are not supported yet: bootsync talks
-// to the registry named in the reference.
+// # Mirrors
+//
+// WithRegistriesConf makes every request follow the host's
+// containers-registries.conf (containers/image's sysregistriesv2): mirrors
+// allowed for the reference's kind first, the primary last, blocked
+// endpoints never, insecure ones over plain HTTP. See README.md.
 package registry

@@ -60,24 +60,39 @@ type CosignSignature struct {
 	Payload []byte
 	// Err says why the layer could not be read (e.g. oversized).
 	Err error
+	// Endpoint is the repository it was read from (a registries.conf
+	// mirror, or the primary).
+	Endpoint string
 }
 
 // CosignSignatures fetches the tag-based signatures of ref (a digest
 // reference): one GET of the "sha256-<hex>.sig" manifest and one GET per
-// simple-signing layer. When no signature manifest exists it returns an
-// *Error with reason "not-found".
+// simple-signing layer. Like containers/image, it reads them from the
+// endpoints that serve the digest (registries.conf mirrors allowed for
+// digests, then the primary), the first that has them. When no signature
+// manifest exists it returns an *Error with reason "not-found".
 func (c *Client) CosignSignatures(ctx context.Context, ref string) ([]CosignSignature, error) {
 	const op = "fetch cosign signatures"
 	d, err := c.parseDigest(op, ref)
 	if err != nil {
 		return nil, err
 	}
-	tag := d.Context().Tag(strings.Replace(d.DigestStr(), ":", "-", 1) + ".sig")
 	ctx, cancel := c.opContext(ctx)
 	defer cancel()
+	sigs, ep, err := onEndpoints(ctx, c, op, d, func(ctx context.Context, ep endpoint) ([]CosignSignature, error) {
+		return c.cosignSignaturesAt(ctx, op, ep.ref.(name.Digest))
+	})
+	for i := range sigs {
+		sigs[i].Endpoint = ep.Name()
+	}
+	return sigs, err
+}
+
+func (c *Client) cosignSignaturesAt(ctx context.Context, op string, d name.Digest) ([]CosignSignature, error) {
+	tag := d.Context().Tag(strings.Replace(d.DigestStr(), ":", "-", 1) + ".sig")
 	got, err := c.puller.Get(ctx, tag)
 	if err != nil {
-		return nil, classify(op, tag.String(), c.timeout, err)
+		return nil, err
 	}
 	if got.MediaType != types.OCIManifestSchema1 && got.MediaType != types.DockerManifestSchema2 {
 		return nil, &Error{Op: op, Ref: tag.String(), Reason: ReasonBadResponse,
@@ -98,7 +113,7 @@ func (c *Client) CosignSignatures(ctx context.Context, ref string) ([]CosignSign
 		sig := CosignSignature{Index: i, LayerDigest: l.Digest.String(), Annotations: l.Annotations}
 		sig.Payload, sig.Err = c.readBlob(ctx, d.Context(), l)
 		if registryFailure(sig.Err) {
-			return nil, classify(op, tag.String(), c.timeout, sig.Err)
+			return nil, sig.Err
 		}
 		out = append(out, sig)
 	}
@@ -114,11 +129,15 @@ type SigstoreBundle struct {
 	// Bundle is the bundle JSON; nil when Err is set.
 	Bundle []byte
 	Err    error
+	// Endpoint is the repository it was read from.
+	Endpoint string
 }
 
 // SigstoreBundles fetches the Sigstore bundles that refer to ref (a digest
 // reference): the referrers list (the API, else the fallback tag), then for
-// each candidate its manifest and bundle blob. No bundles is not an error.
+// each candidate its manifest and bundle blob, from the first endpoint
+// serving the digest that has any (mirror copies often lack referrers). No
+// bundles is not an error.
 func (c *Client) SigstoreBundles(ctx context.Context, ref string) ([]SigstoreBundle, error) {
 	const op = "fetch sigstore bundles"
 	d, err := c.parseDigest(op, ref)
@@ -127,13 +146,31 @@ func (c *Client) SigstoreBundles(ctx context.Context, ref string) ([]SigstoreBun
 	}
 	ctx, cancel := c.opContext(ctx)
 	defer cancel()
+	bundles, ep, err := onEndpoints(ctx, c, op, d, func(ctx context.Context, ep endpoint) ([]SigstoreBundle, error) {
+		b, err := c.sigstoreBundlesAt(ctx, ep.ref.(name.Digest), d.DigestStr())
+		if err == nil && len(b) == 0 {
+			// Try the next endpoint; none having any is "no bundles".
+			return nil, &Error{Op: op, Ref: ep.ref.String(), Reason: ReasonNotFound, Err: errors.New("no Sigstore bundle refers to this digest")}
+		}
+		return b, err
+	})
+	if Reason(err) == ReasonNotFound {
+		return nil, nil
+	}
+	for i := range bundles {
+		bundles[i].Endpoint = ep.Name()
+	}
+	return bundles, err
+}
+
+func (c *Client) sigstoreBundlesAt(ctx context.Context, d name.Digest, subject string) ([]SigstoreBundle, error) {
 	idx, err := remote.Referrers(d, remote.Reuse(c.puller), remote.WithContext(ctx))
 	if err != nil {
-		return nil, classify(op, ref, c.timeout, err)
+		return nil, err
 	}
 	im, err := idx.IndexManifest()
 	if err != nil {
-		return nil, classify(op, ref, c.timeout, fmt.Errorf("read referrers: %w", err))
+		return nil, fmt.Errorf("read referrers: %w", err)
 	}
 	var out []SigstoreBundle
 	for _, desc := range im.Manifests {
@@ -146,9 +183,9 @@ func (c *Client) SigstoreBundles(ctx context.Context, ref string) ([]SigstoreBun
 		if len(out) == maxSignatures {
 			break
 		}
-		b, ok, err := c.readBundle(ctx, d, desc)
+		b, ok, err := c.readBundle(ctx, d, desc, subject)
 		if registryFailure(err) {
-			return nil, classify(op, ref, c.timeout, err)
+			return nil, err
 		}
 		if !ok {
 			continue
@@ -160,7 +197,7 @@ func (c *Client) SigstoreBundles(ctx context.Context, ref string) ([]SigstoreBun
 
 // readBundle fetches one referrer manifest and, when it is a Sigstore bundle
 // for d, the bundle blob. ok is false for other artifacts.
-func (c *Client) readBundle(ctx context.Context, d name.Digest, desc v1.Descriptor) (bundle []byte, ok bool, err error) {
+func (c *Client) readBundle(ctx context.Context, d name.Digest, desc v1.Descriptor, subject string) (bundle []byte, ok bool, err error) {
 	got, err := c.puller.Get(ctx, d.Context().Digest(desc.Digest.String()))
 	if err != nil {
 		return nil, true, err
@@ -172,7 +209,7 @@ func (c *Client) readBundle(ctx context.Context, d name.Digest, desc v1.Descript
 	if m.ArtifactType != SigstoreBundleMediaType {
 		return nil, false, nil
 	}
-	if m.Subject == nil || m.Subject.Digest.String() != d.DigestStr() {
+	if m.Subject == nil || m.Subject.Digest.String() != subject {
 		return nil, false, nil
 	}
 	for _, l := range m.Layers {

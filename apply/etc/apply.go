@@ -245,7 +245,7 @@ func applyChange(tree *dirTree, c *Change) error {
 	if obs.exists() && obs.kind != kindRegular {
 		return fmt.Errorf("write %s: %w", c.Path, &refusedError{path: c.Path, what: "is " + obs.kind.String()})
 	}
-	if err := writeFileAt(dirfd, name, c.content, uint32(c.want.Mode), c.want.UID, c.want.GID); err != nil {
+	if err := writeFileAt(dirfd, name, c.content, uint32(c.want.Mode), c.want.UID, c.want.GID, c.label); err != nil {
 		return fmt.Errorf("write %s: %w", c.Path, err)
 	}
 	return nil

@@ -297,8 +297,9 @@ func readContent(fd int, o *observed, keep int) error {
 // file in the same directory gets the content, owner and mode, is fsynced,
 // renamed over name, and the directory is fsynced so the rename survives a
 // power loss. Readers see the old or the new file, never a mix; a crash
-// leaves at worst a temporary file that the next pass removes.
-func writeFileAt(dirfd int, name string, content []byte, mode uint32, uid, gid int) error {
+// leaves at worst a temporary file that the next pass removes. A label
+// (SELinux) is set on the temporary file too, before the rename.
+func writeFileAt(dirfd int, name string, content []byte, mode uint32, uid, gid int, label string) error {
 	var random [8]byte
 	if _, err := rand.Read(random[:]); err != nil {
 		return err
@@ -329,6 +330,9 @@ func writeFileAt(dirfd int, name string, content []byte, mode uint32, uid, gid i
 	}
 	if err := unix.Fchmod(fd, mode); err != nil {
 		return fmt.Errorf("set mode %04o: %w", mode, err)
+	}
+	if err := setLabelFD(fd, label); err != nil {
+		return err
 	}
 	if err := f.Sync(); err != nil {
 		return fmt.Errorf("fsync temporary file: %w", err)

@@ -77,8 +77,9 @@ func (p *Plan) Err() error {
 
 // desiredFile is a validated spec entry.
 type desiredFile struct {
-	f    *hostspec.EtcFile
-	want *fileState // nil when the entry is Absent
+	f     *hostspec.EtcFile
+	want  *fileState // nil when the entry is Absent
+	label string     // the SELinux policy's label for the path ("": off)
 }
 
 type planner struct {
@@ -207,6 +208,11 @@ func (pl *planner) desired(f *hostspec.EtcFile) (*desiredFile, error) {
 		return nil, err
 	}
 	d.want = &fileState{SHA256: sha, Mode: fileMode(uint32(f.Mode)), UID: uid, GID: gid}
+	if pl.w.labels != nil {
+		if d.label, err = pl.w.labels.Label(f.Path); err != nil {
+			return nil, fmt.Errorf("SELinux label: %w", err)
+		}
+	}
 	return d, nil
 }
 
@@ -287,13 +293,22 @@ func (pl *planner) path(hp string, d *desiredFile, e *entry) {
 		if eff != nil {
 			reason = "missing (bootsync wrote it before)"
 		}
-		pl.change(Change{Kind: ChangeCreate, Reason: reason}, hp, rel, d.f, obs, final, false)
+		pl.change(Change{Kind: ChangeCreate, Reason: reason, label: d.label}, hp, rel, d.f, obs, final, false)
 	case kindRegular:
 		matches := obs.sha == want.SHA256 && obs.mode == uint32(want.Mode) && obs.uid == want.UID && obs.gid == want.GID
 		if eff != nil && !matches {
 			if kind, drifted := driftKind(obs, eff, e); drifted {
 				p.Drift = append(p.Drift, Drift{Path: hp, Kind: kind, Want: stateOf(eff, 0), Got: obs.state(), Corrected: true})
 			}
+		}
+		gotLabel, labelOK, err := checkLabel(dirfd, name, d.label)
+		if err != nil {
+			pl.problem(hp, fmt.Errorf("read %s: %w", hp, err))
+			return
+		}
+		if matches && !labelOK {
+			pl.relabel(hp, rel, d, obs, final, eff, gotLabel, adopt)
+			return
 		}
 		if matches {
 			if !entryEqual(e, final) {
@@ -305,7 +320,10 @@ func (pl *planner) path(hp string, d *desiredFile, e *entry) {
 		if adopt {
 			reason += " (bootsync takes the file over; the current one is kept and put back if the path leaves the spec)"
 		}
-		pl.change(Change{Kind: ChangeUpdate, Reason: reason}, hp, rel, d.f, obs, final, adopt)
+		if !labelOK {
+			reason += fmt.Sprintf(", SELinux label %s → %s", orNone(gotLabel), d.label)
+		}
+		pl.change(Change{Kind: ChangeUpdate, Reason: reason, label: d.label}, hp, rel, d.f, obs, final, adopt)
 	default:
 		if owned && eff != nil {
 			p.Drift = append(p.Drift, Drift{Path: hp, Kind: DriftReplaced, Want: stateOf(eff, 0), Got: obs.state()})

@@ -34,6 +34,12 @@ func (pl *planner) prune(hp, rel string, e, ts *entry, obs observed, why string)
 		return
 	}
 	c := Change{Kind: ChangeRestore, Reason: why + "; putting back the file bootsync replaced", Prune: true}
+	if pl.w.labels != nil {
+		if c.label, err = pl.w.labels.Label(hp); err != nil {
+			pl.problem(hp, fmt.Errorf("restore %s: SELinux label: %w", hp, err))
+			return
+		}
+	}
 	c.content = content
 	c.want = orig
 	pl.change(c, hp, rel, src, obs, nil, false)

@@ -57,6 +57,7 @@ type Writer struct {
 	systemctl  []string
 	diffLimit  int
 	bootIDFile string
+	labels     LabelSource // nil: SELinux labelling off
 
 	// The parsed manifest, reused while the file is the same one: the
 	// agent's no-op pass then costs no JSON decoding.
@@ -72,6 +73,7 @@ type options struct {
 	systemctl  []string
 	diffLimit  int
 	bootIDFile string
+	labels     LabelSource
 }
 
 // WithSystemctl sets the command used for onChange actions; the verb and
@@ -138,6 +140,7 @@ func New(root, stateDir string, opts ...Option) (*Writer, error) {
 		systemctl:  o.systemctl,
 		diffLimit:  o.diffLimit,
 		bootIDFile: o.bootIDFile,
+		labels:     o.labels,
 	}, nil
 }
 
@@ -209,6 +212,7 @@ type Change struct {
 	backupCurrent bool        // keep the current file as Original before writing
 	final         *entry      // manifest entry once done; nil: forget the path
 	owed          owedActions // what the change needs once done
+	label         string      // SELinux label to give the written file ("": none)
 }
 
 // ContentChanged reports whether the change alters the file's content (or
@@ -253,6 +257,9 @@ type Drift struct {
 	Kind DriftKind `json:"kind"`
 	Want FileState `json:"want"` // what bootsync last wrote
 	Got  FileState `json:"got"`  // what is on disk
+	// WantLabel and GotLabel are the SELinux labels of a DriftLabel.
+	WantLabel string `json:"wantLabel,omitempty"`
+	GotLabel  string `json:"gotLabel,omitempty"`
 	// Corrected is true when the plan rewrites the file. False means it is
 	// left alone: the path left the spec, and bootsync never removes or
 	// overwrites a local edit of a file it no longer manages.

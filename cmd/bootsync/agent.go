@@ -10,15 +10,18 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
+	"github.com/opencontainers/selinux/go-selinux"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
 	"github.com/bootsync/bootsync/apply/bootc"
 	etcoverlay "github.com/bootsync/bootsync/apply/etc"
 	"github.com/bootsync/bootsync/gitsource"
+	"github.com/bootsync/bootsync/policy/hostpolicy"
 	"github.com/bootsync/bootsync/reconcile"
 	"github.com/bootsync/bootsync/registry"
 )
@@ -101,40 +104,84 @@ func buildAgent(cfg *Config, log *slog.Logger, metrics *reconcile.Metrics, allow
 	if err != nil {
 		return nil, fmt.Errorf("fleet repository: %w", err)
 	}
-	reg, err := registry.New(registry.WithAuthRoot(cfg.Root), registry.WithInsecureRegistries(cfg.Registry.Insecure...))
+	reg, hostPolicy, err := newImageAccess(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("registry client: %w", err)
+		return nil, err
 	}
 	drv, err := bootc.New(bootc.WithPath(cfg.Bootc.Path))
 	if err != nil {
 		return nil, fmt.Errorf("bootc: %w", err)
 	}
-	etcw, err := etcoverlay.New(cfg.Root, filepath.Join(cfg.StateDir, "etc"),
-		etcoverlay.WithBootIDFile(filepath.Join(cfg.Root, "proc/sys/kernel/random/boot_id")))
+	etcw, err := newEtcWriter(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("/etc writer: %w", err)
+		return nil, err
 	}
 	clock, err := testClock()
 	if err != nil {
 		return nil, err
 	}
 	return reconcile.New(reconcile.Config{
-		Host:              cfg.Host.Name,
-		Labels:            cfg.Host.Labels,
-		StateDir:          cfg.StateDir,
-		Root:              cfg.Root,
-		RebootCommand:     cfg.Reboot.Command,
-		SigningKeys:       cfg.Trust.SigningKeys,
-		RequireSignatures: cfg.Trust.RequireSignatures,
-		AllowedRegistries: cfg.Trust.Registries,
-		AcceptBundles:     cfg.Trust.AcceptBundles,
-		ReservedPaths:     cfg.namedFiles(),
-		AllowReserved:     cfg.Etc.AllowReserved,
-		GitRemote:         cfg.Repo.URL,
-		FaultPoint:        os.Getenv("BOOTSYNC_FAULT_POINT"),
-		Clock:             clock,
-		Logger:            log,
-	}, reconcile.Deps{Source: src, Registry: reg, Bootc: drv, Etc: etcw, Metrics: metrics})
+		Host:               cfg.Host.Name,
+		Labels:             cfg.Host.Labels,
+		StateDir:           cfg.StateDir,
+		Root:               cfg.Root,
+		RebootCommand:      cfg.Reboot.Command,
+		SigningKeys:        cfg.Trust.SigningKeys,
+		RequireSignatures:  cfg.Trust.RequireSignatures,
+		AllowedRegistries:  cfg.Trust.Registries,
+		AcceptBundles:      cfg.Trust.AcceptBundles,
+		ReservedPaths:      cfg.namedFiles(),
+		AllowReserved:      cfg.Etc.AllowReserved,
+		AllowOtherUpdaters: cfg.Agent.AllowOtherUpdaters,
+		GitRemote:          cfg.Repo.URL,
+		FaultPoint:         os.Getenv("BOOTSYNC_FAULT_POINT"),
+		Clock:              clock,
+		Logger:             log,
+	}, reconcile.Deps{Source: src, Registry: reg, Bootc: drv, Etc: etcw, Metrics: metrics, HostPolicy: hostPolicyGate{hostPolicy}})
+}
+
+// newImageAccess is the registry client, following the host's
+// registries.conf, and the host's containers policy.
+func newImageAccess(cfg *Config) (*registry.Client, *hostpolicy.Checker, error) {
+	reg, err := registry.New(registry.WithAuthRoot(cfg.Root), registry.WithInsecureRegistries(cfg.Registry.Insecure...),
+		registry.WithRegistriesConf(cfg.Root))
+	if err != nil {
+		return nil, nil, fmt.Errorf("registry client: %w", err)
+	}
+	hostPolicy, err := hostpolicy.New(cfg.Root, cfg.Registry.Insecure...)
+	if err != nil {
+		return nil, nil, err
+	}
+	return reg, hostPolicy, nil
+}
+
+// newEtcWriter is the /etc writer; with SELinux enabled, the files it
+// writes get the loaded policy's labels.
+func newEtcWriter(cfg *Config) (*etcoverlay.Writer, error) {
+	opts := []etcoverlay.Option{etcoverlay.WithBootIDFile(filepath.Join(cfg.Root, "proc/sys/kernel/random/boot_id"))}
+	if selinux.GetEnabled() {
+		labels, err := etcoverlay.LoadFileContexts(cfg.Root)
+		if err != nil {
+			return nil, fmt.Errorf("/etc writer: SELinux is enabled: %w", err)
+		}
+		opts = append(opts, etcoverlay.WithLabels(labels))
+	}
+	w, err := etcoverlay.New(cfg.Root, filepath.Join(cfg.StateDir, "etc"), opts...)
+	if err != nil {
+		return nil, fmt.Errorf("/etc writer: %w", err)
+	}
+	return w, nil
+}
+
+// hostPolicyGate hands the host policy's verdict to the agent as text.
+type hostPolicyGate struct{ *hostpolicy.Checker }
+
+func (g hostPolicyGate) Check(ctx context.Context, ref string) (string, error) {
+	v, err := g.Checker.Check(ctx, ref)
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(v.String()), nil
 }
 
 // testClock lets tests set the agent's clock (maintenance windows):

@@ -43,6 +43,7 @@ type Config struct {
 	Reboot   RebootConfig   `mapstructure:"reboot" yaml:"reboot"`
 	Metrics  MetricsConfig  `mapstructure:"metrics" yaml:"metrics"`
 	Etc      EtcConfig      `mapstructure:"etc" yaml:"etc"`
+	Agent    AgentConfig    `mapstructure:"agent" yaml:"agent"`
 
 	// files are the configuration files that were read.
 	files []string
@@ -54,6 +55,14 @@ type EtcConfig struct {
 	// files this configuration names) that the fleet may manage anyway: a
 	// file, or a directory and everything below it.
 	AllowReserved []string `mapstructure:"allowReserved" yaml:"allowReserved"`
+}
+
+// AgentConfig says how the agent shares the host with other software.
+type AgentConfig struct {
+	// AllowOtherUpdaters lets passes run while another updater
+	// (bootc-fetch-apply-updates.timer, zincati.service,
+	// rpm-ostreed-automatic.timer) is enabled; by default they are refused.
+	AllowOtherUpdaters bool `mapstructure:"allowOtherUpdaters" yaml:"allowOtherUpdaters"`
 }
 
 // HostConfig names this host and adds labels to its fleet-repo labels.
@@ -146,6 +155,7 @@ func defaultConfig() map[string]any {
 		"reboot.command":                  []string{"systemctl", "reboot"},
 		"metrics.address":                 "127.0.0.1:9469",
 		"etc.allowReserved":               []string{},
+		"agent.allowOtherUpdaters":        false,
 	}
 }
 

@@ -131,6 +131,18 @@ func printStatus(out io.Writer, st *reconcile.Status) error {
 	fmt.Fprintf(w, "host:\t%s (as of %s)\n", st.Host, st.Updated.Format("2006-01-02 15:04:05 MST"))
 	if d := st.Desired; d != nil {
 		fmt.Fprintf(w, "desired:\t%s\t(%s at %.12s)\n", d.Digest, d.Ref, d.Commit)
+		if d.ResolvedFrom != "" {
+			fmt.Fprintf(w, "resolved from:\t%s\n", d.ResolvedFrom)
+		}
+		if d.SignatureFrom != "" {
+			fmt.Fprintf(w, "signature from:\t%s\n", d.SignatureFrom)
+		}
+		if d.HostPolicy != "" {
+			fmt.Fprintf(w, "host policy:\t%s\n", strings.TrimPrefix(d.HostPolicy, "host policy: "))
+		}
+	}
+	for _, u := range st.OtherUpdaters {
+		fmt.Fprintf(w, "other updater:\t%s is enabled\n", u)
 	}
 	dep := func(name string, d *reconcile.Deployment) {
 		if d == nil {

@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/bootsync/bootsync/policy"
+	"github.com/bootsync/bootsync/policy/hostpolicy"
 	"github.com/bootsync/bootsync/registry"
 )
 
@@ -38,14 +39,20 @@ key (cosign's tag-based format, or a cosign v3 Sigstore bundle). It prints the
 digest, the key that matched and the verdict. --key adds trusted keys and makes
 signatures required.
 
-Exit status: 0 accepted, 1 refused (the reason is printed: no-signature,
-bad-signature, wrong-digest, wrong-identity, registry-not-allowed,
-malformed-signature), 2 on trouble (e.g. the registry cannot be reached).`,
+Registry requests follow the host's registries.conf (mirrors, remaps, blocked and
+insecure registries) as bootc's pulls do; the output names the repository that
+answered. Then the host's own containers-policy.json (under root) is evaluated for
+the same repository@digest with containers/image, as bootc's pull would: both
+verdicts are printed.
+
+Exit status: 0 accepted by both, 1 refused by either (the reason is printed:
+no-signature, bad-signature, wrong-digest, wrong-identity, registry-not-allowed,
+malformed-signature, host-policy), 2 on trouble (e.g. the registry cannot be
+reached).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			ref := args[0]
-			out := cmd.OutOrStdout()
 			cfg, err := loadConfig(configFile, nil)
 			if err != nil {
 				return &exitError{code: 2, err: err}
@@ -74,29 +81,7 @@ malformed-signature), 2 on trouble (e.g. the registry cannot be reached).`,
 			if err != nil {
 				return &exitError{code: 2, err: err}
 			}
-			clientOpts := []registry.Option{registry.WithInsecureRegistries(append(append([]string(nil), cfg.Registry.Insecure...), insecure...)...)}
-			if cfg.Root != "" {
-				clientOpts = append(clientOpts, registry.WithAuthRoot(cfg.Root))
-			}
-			client, err := registry.New(clientOpts...)
-			if err != nil {
-				return &exitError{code: 2, err: err}
-			}
-			verdict, err := v.ResolveAndVerify(ctx, client, ref, pinned)
-			var refused *policy.RefusedError
-			switch {
-			case errors.As(err, &refused):
-				fmt.Fprintf(out, "image:    %s\n", refused.Ref)
-				fmt.Fprintf(out, "verdict:  refused\nreason:   %s\ndetail:   %s\n", refused.Reason, refused.Detail)
-				return &exitError{code: 1}
-			case err != nil:
-				return &exitError{code: 2, err: err}
-			}
-			if pinned != "" {
-				fmt.Fprintf(out, "locked:   %s (bootsync.lock)\n", pinned)
-			}
-			fmt.Fprint(out, verdict.String())
-			return nil
+			return runImageVerify(cmd, cfg, v, ref, pinned, append(append([]string(nil), cfg.Registry.Insecure...), insecure...))
 		},
 	}
 	cmd.Flags().StringArrayVar(&keys, "key", nil, "trusted PEM public key (cosign.pub); repeatable; makes signatures required")
@@ -105,4 +90,73 @@ malformed-signature), 2 on trouble (e.g. the registry cannot be reached).`,
 	cmd.Flags().StringSliceVar(&insecure, "insecure-registry", nil, "registry host:port reached over plain HTTP (test registries only)")
 	cmd.Flags().BoolVar(&noBundles, "no-bundles", false, "accept only tag-based signatures, the format bootc's own policy can check")
 	return cmd
+}
+
+// runImageVerify resolves and verifies ref with bootsync's policy, then
+// evaluates the host's containers policy for the same digest, printing both.
+func runImageVerify(cmd *cobra.Command, cfg *Config, v *policy.Verifier, ref, pinned string, allInsecure []string) error {
+	out := cmd.OutOrStdout()
+	clientOpts := []registry.Option{registry.WithInsecureRegistries(allInsecure...)}
+	if cfg.Root != "" {
+		clientOpts = append(clientOpts, registry.WithAuthRoot(cfg.Root), registry.WithRegistriesConf(cfg.Root))
+	}
+	client, err := registry.New(clientOpts...)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	verdict, err := v.ResolveAndVerify(cmd.Context(), client, ref, pinned)
+	var refused *policy.RefusedError
+	target := ""
+	switch {
+	case errors.As(err, &refused):
+		fmt.Fprintf(out, "image:    %s\n", refused.Ref)
+		fmt.Fprintf(out, "verdict:  refused\nreason:   %s\ndetail:   %s\n", refused.Reason, refused.Detail)
+		if registry.IsDigestReference(refused.Ref) {
+			target = refused.Ref
+		}
+	case err != nil:
+		return &exitError{code: 2, err: err}
+	default:
+		if pinned != "" {
+			fmt.Fprintf(out, "locked:   %s (bootsync.lock)\n", pinned)
+		}
+		fmt.Fprint(out, verdict.String())
+		target = verdict.Reference
+	}
+	hostRefused, err := printHostPolicy(cmd, cfg.Root, allInsecure, target)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	if refused != nil || hostRefused {
+		return &exitError{code: 1}
+	}
+	return nil
+}
+
+// printHostPolicy evaluates the host's containers policy for target (the
+// repository@digest bootc would be given) and prints the verdict. It
+// reports whether the policy refuses the image.
+func printHostPolicy(cmd *cobra.Command, root string, insecure []string, target string) (bool, error) {
+	out := cmd.OutOrStdout()
+	if target == "" {
+		return false, nil
+	}
+	if root == "" {
+		root = "/"
+	}
+	checker, err := hostpolicy.New(root, insecure...)
+	if err != nil {
+		return false, err
+	}
+	v, err := checker.Check(cmd.Context(), target)
+	var refused *policy.RefusedError
+	switch {
+	case errors.As(err, &refused):
+		fmt.Fprintf(out, "host policy: refused\nreason:   %s\ndetail:   %s\n", refused.Reason, refused.Detail)
+		return true, nil
+	case err != nil:
+		return false, err
+	}
+	fmt.Fprint(out, v.String())
+	return false, nil
 }

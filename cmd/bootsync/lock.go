@@ -45,7 +45,10 @@ and exits 1 when the lock is not up to date (for CI). Exit status 2 on trouble.`
 				}
 				return &exitError{code: 2, err: err}
 			}
-			client, err := registry.New(registry.WithInsecureRegistries(insecure...))
+			// Through the registries.conf mirrors this machine's podman,
+			// skopeo and bootc use (CONTAINERS_REGISTRIES_CONF points
+			// elsewhere).
+			client, err := registry.New(registry.WithInsecureRegistries(insecure...), registry.WithRegistriesConf("/"))
 			if err != nil {
 				return &exitError{code: 2, err: err}
 			}

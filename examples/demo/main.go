@@ -83,7 +83,7 @@ func run(ctx context.Context) error {
 
 	say("Building bootsync and the bootc simulator")
 	for target, pkg := range map[string]string{"bootsync": "./cmd/bootsync", "bootc": "./test/bootcsim/cmd/bootc"} {
-		if err := runIn(ctx, src, nil, "go", "build", "-o", filepath.Join(d.bin, target), pkg); err != nil {
+		if err := runIn(ctx, src, nil, "go", "build", "-tags", "containers_image_openpgp", "-o", filepath.Join(d.bin, target), pkg); err != nil {
 			return err
 		}
 	}

@@ -27,8 +27,8 @@ raw="$out/agent-bench.txt"
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-go build -o "$work/bootsync" ./cmd/bootsync
-go test -c -o "$work/agent.test" ./test/bench/agent
+go build -tags containers_image_openpgp -o "$work/bootsync" ./cmd/bootsync
+go test -tags containers_image_openpgp -c -o "$work/agent.test" ./test/bench/agent
 
 {
 	echo "# $(go version), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -14,7 +14,7 @@ sizes=("$@")
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-go build -o "$work/bootsync" ./cmd/bootsync
+go build -tags containers_image_openpgp -o "$work/bootsync" ./cmd/bootsync
 gitc() { git -C "$1" -c gc.auto=0 -c user.name=bench -c user.email=bench@example.com "${@:2}"; }
 
 echo "# $(go version), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -19,7 +19,11 @@
 //     [--retain] TARGET` pulls TARGET's manifest, config and layers from the
 //     registry (go-containerregistry; credentials from <root>/etc/ostree/auth.json,
 //     <root>/run/ostree/auth.json or <root>/usr/lib/ostree/auth.json; plain
-//     HTTP only to registries in BOOTCSIM_INSECURE_REGISTRIES) and stages it.
+//     HTTP only to registries in BOOTCSIM_INSECURE_REGISTRIES or marked
+//     insecure in registries.conf) and stages it. Like containers/image it
+//     follows <root>/etc/containers/registries.conf and its drop-ins:
+//     mirrors allowed for the reference's kind first, the primary last,
+//     blocked endpoints never.
 //     An index resolves to the simulated architecture's manifest, whose digest
 //     is reported. version/timestamp come from the org.opencontainers.image.*
 //     labels. The same spec as the current one (image, transport and

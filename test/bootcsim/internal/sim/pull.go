@@ -57,32 +57,22 @@ func (inv *invocation) pull(ref bootc.ImageReference, arch string, layers bool) 
 		return nil, fmt.Errorf("bootcsim simulates the registry transport only, not %q", ref.Transport)
 	}
 	inv.pulled = true
-	r, err := name.ParseReference(ref.Image)
-	if err != nil {
-		return nil, fmt.Errorf("parsing image reference %q: %w", ref.Image, err)
-	}
-	insecure := slices.Contains(inv.cfg.Insecure, r.Context().RegistryStr())
-	if insecure {
-		if r, err = name.ParseReference(ref.Image, name.Insecure); err != nil {
-			return nil, fmt.Errorf("parsing image reference %q: %w", ref.Image, err)
-		}
-	}
-	keychain, err := inv.keychain()
+	// Like containers/image, try registries.conf mirrors first, then the
+	// primary; the first endpoint that has the manifest serves the pull.
+	sources, err := pullSources(inv.cfg.Root, ref.Image)
 	if err != nil {
 		return nil, err
 	}
-	opts := []remote.Option{
-		remote.WithContext(inv.ctx),
-		remote.WithAuthFromKeychain(keychain),
-		remote.WithTransport(&tlsOnlyTransport{base: http.DefaultTransport, insecure: inv.cfg.Insecure}),
-		remote.WithPlatform(v1.Platform{OS: "linux", Architecture: arch}),
-		remote.WithUserAgent("bootc/bootcsim"),
-		// bootc retries a failed pull a few times; keep that short here.
-		remote.WithRetryBackoff(remote.Backoff{Duration: 50 * time.Millisecond, Factor: 2, Steps: 2}),
+	var desc *remote.Descriptor
+	var errs []error
+	for _, src := range sources {
+		if desc, err = inv.getManifest(src, arch); err == nil {
+			break
+		}
+		errs = append(errs, err)
 	}
-	desc, err := remote.Get(r, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("failed to invoke method OpenImage: reading manifest %s in %s: %w", r.Identifier(), r.Context().Name(), err)
+	if desc == nil {
+		return nil, errors.Join(errs...)
 	}
 	img, err := desc.Image()
 	if err != nil {
@@ -119,6 +109,43 @@ func (inv *invocation) pull(ref bootc.ImageReference, arch string, layers bool) 
 		}
 	}
 	return out, nil
+}
+
+// getManifest fetches src's manifest for the simulated architecture. Plain
+// HTTP only to registries configured as insecure (BOOTCSIM_INSECURE_REGISTRIES
+// or registries.conf).
+func (inv *invocation) getManifest(src pullSource, arch string) (*remote.Descriptor, error) {
+	r, err := name.ParseReference(src.ref)
+	if err != nil {
+		return nil, fmt.Errorf("parsing image reference %q: %w", src.ref, err)
+	}
+	insecure := append([]string(nil), inv.cfg.Insecure...)
+	if src.insecure {
+		insecure = append(insecure, r.Context().RegistryStr())
+	}
+	if slices.Contains(insecure, r.Context().RegistryStr()) {
+		if r, err = name.ParseReference(src.ref, name.Insecure); err != nil {
+			return nil, fmt.Errorf("parsing image reference %q: %w", src.ref, err)
+		}
+	}
+	keychain, err := inv.keychain()
+	if err != nil {
+		return nil, err
+	}
+	opts := []remote.Option{
+		remote.WithContext(inv.ctx),
+		remote.WithAuthFromKeychain(keychain),
+		remote.WithTransport(&tlsOnlyTransport{base: http.DefaultTransport, insecure: insecure}),
+		remote.WithPlatform(v1.Platform{OS: "linux", Architecture: arch}),
+		remote.WithUserAgent("bootc/bootcsim"),
+		// bootc retries a failed pull a few times; keep that short here.
+		remote.WithRetryBackoff(remote.Backoff{Duration: 50 * time.Millisecond, Factor: 2, Steps: 2}),
+	}
+	desc, err := remote.Get(r, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("failed to invoke method OpenImage: reading manifest %s in %s: %w", r.Identifier(), r.Context().Name(), err)
+	}
+	return desc, nil
 }
 
 // imageEtc reads the flattened image and returns its default /etc, keyed
