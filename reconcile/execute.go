@@ -40,6 +40,10 @@ func (e *execution) run(ctx context.Context) error {
 				e.j.Pending = nil
 				err = e.save()
 			}
+		case ActionRestage:
+			e.a.log.Warn("the staged update was not applied at the reboot; staging it once more", "digest", step.Digest)
+			e.j.Restaged, e.j.Pending = step.Digest, nil
+			err = e.save()
 		case ActionWriteEtc:
 			err = e.writeEtc(ctx)
 		case ActionVerify:
@@ -304,7 +308,7 @@ func (e *execution) verify(ctx context.Context) error {
 		// A reboot for an /etc change keeps the image: there is nothing
 		// to roll back to, so its checks are reported only.
 		e.a.log.Info("update verified", "digest", e.obs.Booted.Digest, "kind", p.Kind)
-		e.j.Pending = nil
+		e.j.Pending, e.j.Restaged = nil, ""
 		e.j.Committed = e.obs.Booted.Digest
 		if err := e.save(); err != nil {
 			return err

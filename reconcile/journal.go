@@ -49,6 +49,9 @@ type Journal struct {
 	// Committed is the last digest that passed verification (or was
 	// booted when the agent first ran): a safe rollback target.
 	Committed string `json:"committed,omitempty"`
+	// Restaged is the digest of an update that was lost at a reboot
+	// (never finalized) and staged once more; a second loss quarantines it.
+	Restaged string `json:"restaged,omitempty"`
 	// FailedBoot is the boot ID of a boot whose verification failed:
 	// `bootsync check-boot` reports that boot as bad to greenboot.
 	FailedBoot string `json:"failedBoot,omitempty"`
@@ -122,6 +125,13 @@ func (j *Journal) withQuarantine(digest string) *Journal {
 		c.Quarantine = map[string]QuarantineEntry{}
 	}
 	c.Quarantine[digest] = QuarantineEntry{Digest: digest, Reason: "did not boot"}
+	c.Pending = nil
+	return &c
+}
+
+// withoutPending returns a copy of j with no pending reboot, for planning.
+func (j *Journal) withoutPending() *Journal {
+	c := *j
 	c.Pending = nil
 	return &c
 }

@@ -17,6 +17,9 @@ const (
 	// did not come up (it is not booted after the reboot), so it is never
 	// tried again for this desired state.
 	ActionQuarantine Action = "quarantine"
+	// ActionRestage forgets a reboot whose staged update was never applied
+	// (lost before finalization), so that the image is staged once more.
+	ActionRestage Action = "restage"
 	// ActionWriteEtc writes the /etc overlay. It comes first so that the
 	// 3-way merge at finalization carries it into a staged deployment.
 	ActionWriteEtc Action = "write-etc"
@@ -174,11 +177,20 @@ func Decide(d Desired, o Observed) Plan {
 			p.State, p.Reason = StateVerifying, "verifying the new image"
 			return p
 		}
-		// Rebooted, but not into the image: finalization failed or the
-		// boot fell back. Never reboot twice for the same change.
-		p.add(Step{Action: ActionQuarantine, Digest: pend.Digests[0],
-			Reason: fmt.Sprintf("rebooted to apply %s but booted %s", short(pend.Digests[0]), short(o.Booted.Digest))})
-		j = j.withQuarantine(pend.Digests[0])
+		if updateLost(pend, o) && j.Restaged != pend.Digests[0] {
+			// The staged deployment never became a boot entry (power was
+			// lost before ostree finalized it at shutdown): the image was
+			// not tried, so it is not quarantined; it is staged once more.
+			p.add(Step{Action: ActionRestage, Digest: pend.Digests[0],
+				Reason: fmt.Sprintf("rebooted to apply %s, but the staged update was not applied (the shutdown did not finalize it); staging it once more", short(pend.Digests[0]))})
+			j = j.withoutPending()
+		} else {
+			// Rebooted, but not into the image: the boot fell back, or the
+			// update was lost a second time. Never reboot twice for the
+			// same failed change.
+			p.add(Step{Action: ActionQuarantine, Digest: pend.Digests[0], Reason: notBootedReason(pend, o)})
+			j = j.withQuarantine(pend.Digests[0])
+		}
 	}
 
 	if d.Update.Paused {
@@ -274,6 +286,31 @@ func Decide(d Desired, o Observed) Plan {
 }
 
 func (p *Plan) add(s Step) { p.Steps = append(p.Steps, s) }
+
+// updateLost reports whether the update a reboot was for never reached a
+// boot entry: the host booted the image it ran before, and the target is
+// neither the rollback deployment (which it would be had it booted and
+// fallen back) nor staged. ostree finalizes a staged deployment at
+// shutdown; a power cut or crash before that discards it.
+func updateLost(pend *PendingReboot, o Observed) bool {
+	if pend.Kind != pendingUpdate || pend.From == "" || o.Booted.Digest != pend.From {
+		return false
+	}
+	for _, dep := range []*Deployment{o.Rollback, o.Staged} {
+		if dep != nil && slices.Contains(pend.Digests, dep.Digest) {
+			return false
+		}
+	}
+	return true
+}
+
+func notBootedReason(pend *PendingReboot, o Observed) string {
+	why := fmt.Sprintf("rebooted to apply %s but booted %s", short(pend.Digests[0]), short(o.Booted.Digest))
+	if updateLost(pend, o) {
+		why += "; the staged update was not applied at two reboots"
+	}
+	return why
+}
 
 func needsFleetLock(s hostspec.RebootStrategy) bool {
 	return s == hostspec.RebootFleetLock || s == hostspec.RebootWindowFleetLock

@@ -186,9 +186,30 @@ func TestDecide(t *testing.T) {
 		{
 			name:    "rebooted but the new image did not boot: quarantine, never reboot again",
 			desired: want(digB, hostspec.RebootImmediate),
-			observed: Observed{Booted: dep(digA), BootID: "boot-2",
-				Journal: &Journal{Pending: &PendingReboot{Kind: "update", Digests: []string{digB}, BootID: "boot-1"}}},
+			observed: Observed{Booted: dep(digA), Rollback: dep(digB), BootID: "boot-2",
+				Journal: &Journal{Pending: &PendingReboot{Kind: "update", Digests: []string{digB}, BootID: "boot-1", From: digA}}},
 			wantState: StateQuarantined, wantSteps: "quarantine",
+		},
+		{
+			name:    "rebooted into something else than the update or the image before: quarantine",
+			desired: want(digB, hostspec.RebootImmediate),
+			observed: Observed{Booted: dep(digC), BootID: "boot-2",
+				Journal: &Journal{Pending: &PendingReboot{Kind: "update", Digests: []string{digB}, BootID: "boot-1", From: digA}}},
+			wantState: StateQuarantined, wantSteps: "quarantine",
+		},
+		{
+			name:    "power lost before the staged update was finalized: stage it once more, no quarantine",
+			desired: want(digB, hostspec.RebootImmediate),
+			observed: Observed{Booted: dep(digA), Rollback: dep(digC), BootID: "boot-2",
+				Journal: &Journal{Pending: &PendingReboot{Kind: "update", Digests: []string{digB}, BootID: "boot-1", From: digA}}},
+			wantState: StateUpdating, wantSteps: "restage,switch,reboot", wantReason: "update to",
+		},
+		{
+			name:    "the staged update lost a second time: quarantine, no third reboot",
+			desired: want(digB, hostspec.RebootImmediate),
+			observed: Observed{Booted: dep(digA), BootID: "boot-3",
+				Journal: &Journal{Restaged: digB, Pending: &PendingReboot{Kind: "update", Digests: []string{digB}, BootID: "boot-2", From: digA}}},
+			wantState: StateQuarantined, wantSteps: "quarantine", wantReason: "quarantined",
 		},
 		{
 			name:    "reboot asked for but not done yet (same boot): reboot again",

@@ -37,6 +37,7 @@ var ReservedPaths = []ReservedPath{
 	{"/etc/containers/certs.d", "TLS trust for registries"},
 	{"/etc/pki/containers", "the public keys image signatures are checked against"},
 	{"/etc/ostree/auth.json", "the registry credentials bootc pulls with"},
+	{"/etc/machine-id", "the machine's identity, which a host file's metadata.machineID is checked against"},
 }
 
 // Reserved decides which /etc paths this host's overlay may not touch.

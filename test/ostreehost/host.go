@@ -48,6 +48,7 @@ type Host struct {
 	bootID   string   // the file bound over /proc/sys/kernel/random/boot_id
 	deployed string   // the booted deployment's directory
 	boots    int
+	powerCut bool // the next shutdown loses power before finalizing
 }
 
 // New installs opts.Image into a new sysroot and boots it.
@@ -187,6 +188,11 @@ func (h *Host) enter(env []string, argv ...string) (Result, error) {
 // ostree-finalize-staged.service does) and boots the BLS default.
 func (h *Host) Reboot() {
 	h.T.Helper()
+	if h.powerCut {
+		h.powerCut = false
+		h.boot()
+		return
+	}
 	if _, err := os.Stat(filepath.Join(h.Run, "ostree/staged-deployment")); err == nil {
 		res, err := h.enter(nil, "ostree", "admin", "finalize-staged")
 		if err != nil || res.Exit != 0 {
@@ -195,6 +201,11 @@ func (h *Host) Reboot() {
 	}
 	h.boot()
 }
+
+// CutPowerAtNextShutdown makes the next shutdown lose power before
+// ostree-finalize-staged runs: a staged deployment never becomes a boot
+// entry and the host boots what it ran before.
+func (h *Host) CutPowerAtNextShutdown() { h.powerCut = true }
 
 // boot starts a boot: an empty /run, a new boot ID, the BLS default.
 func (h *Host) boot() {

@@ -344,6 +344,21 @@ func TestOSTreeCrashAroundStagingFinalizationAndReboot(t *testing.T) {
 		})
 	}
 
+	// Power lost during the shutdown, before ostree finalized the staged
+	// deployment: the host boots the old image. That image was never
+	// tried, so it is not quarantined: it is staged once more (one more
+	// reboot, no download).
+	t.Run("power-cut-before-finalize", func(t *testing.T) {
+		h.T = t
+		img := f.image("power-cut", "ok", withEtc(nil), true)
+		f.Commit("power-cut", map[string]string{"fleet.yaml": fleetYAML(img, []string{file("/etc/chrony.conf", "pool power-cut iburst\n")})})
+		h.CutPowerAtNextShutdown()
+		if r := h.converge(6); r != 2 {
+			t.Errorf("power cut before finalization: %d reboots, want 2 (the lost one and one more)", r)
+		}
+		checkSettled(t, h, "power-cut-before-finalize", img, "power-cut")
+	})
+
 	closed, open := "BOOTSYNC_TEST_NOW=2026-11-28T12:00:00+09:00", "BOOTSYNC_TEST_NOW=2026-11-30T01:30:00+09:00"
 	window := []string{"reboot: window", `windows: [{days: [mon], start: "01:00", duration: 2h, timezone: Asia/Seoul}]`}
 	for _, tc := range []struct {
