@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -20,9 +21,14 @@ import (
 	"github.com/bootsync/bootsync/hostspec"
 )
 
-// Fast settings for tests: sub-second timeouts and intervals.
+// Settings for tests. testTimeout is generous: where a timeout is not the
+// behaviour under test, a loaded machine must not make it fire. hangTimeout
+// is for checks whose other side never answers (a server that blocks until
+// released, sleep 60): there the timeout is certain to fire, and only how
+// soon matters for the suite's speed.
 const (
-	testTimeout  = 300 * time.Millisecond
+	testTimeout  = 30 * time.Second
+	hangTimeout  = 300 * time.Millisecond
 	testInterval = 10 * time.Millisecond
 )
 
@@ -174,6 +180,7 @@ func TestHangingSystemctlTimesOut(t *testing.T) {
 	r := newRunner(t, WithSystemctl(path))
 	c := spec("sshd", true, 0)
 	c.Systemd = "sshd.service"
+	c.Timeout = hostspec.Duration(hangTimeout)
 	res := runOne(t, r, mustCheck(t, c))
 	if res.OK || !strings.Contains(res.Error, "timed out after 300ms") || !strings.Contains(res.Error, "signal: killed") {
 		t.Fatalf("got %+v, want a killed, timed-out attempt", res)
@@ -253,6 +260,7 @@ func TestHTTPCheckServerThatNeverAnswersTimesOut(t *testing.T) {
 	r := newRunner(t)
 	hc := spec("api", true, 1)
 	hc.HTTP = srv.URL + "/hang"
+	hc.Timeout = hostspec.Duration(hangTimeout)
 	res := runOne(t, r, mustCheck(t, hc))
 	if res.OK || res.Attempts != 2 || !strings.Contains(res.Error, "timed out after 300ms") {
 		t.Fatalf("hung server: %+v, want 2 timed-out attempts", res)
@@ -261,9 +269,11 @@ func TestHTTPCheckServerThatNeverAnswersTimesOut(t *testing.T) {
 	// A 200 whose body never ends is healthy without expect (the status is
 	// the answer) but times out when the body must be searched.
 	hc.HTTP = srv.URL + "/stream"
+	hc.Timeout = hostspec.Duration(testTimeout)
 	if res := runOne(t, r, mustCheck(t, hc)); !res.OK {
 		t.Fatalf("streaming 200 without expect: %+v, want OK", res)
 	}
+	hc.Timeout = hostspec.Duration(hangTimeout)
 	hc.Expect = "ready"
 	if res := runOne(t, r, mustCheck(t, hc)); res.OK || !strings.Contains(res.Error, "timed out") {
 		t.Fatalf("streaming 200 with expect: %+v, want a timeout", res)
@@ -341,6 +351,9 @@ func TestTCPCheck(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			hc := spec("port", true, 1)
 			hc.TCP = tc.addr
+			if !tc.ok {
+				hc.Timeout = hostspec.Duration(hangTimeout) // refused at once, or never accepted
+			}
 			res := runOne(t, r, mustCheck(t, hc))
 			if res.OK != tc.ok || !strings.Contains(res.Error, tc.errHas) {
 				t.Fatalf("got %+v, want ok=%v and error containing %q", res, tc.ok, tc.errHas)
@@ -425,6 +438,7 @@ func TestHangingCommandIsKilledWithItsProcessGroup(t *testing.T) {
 	dir := t.TempDir()
 	r := newRunner(t)
 	hc := spec("hang", true, 0)
+	hc.Timeout = hostspec.Duration(hangTimeout)
 	hc.Command = []string{"sh", "-c", `sleep 60 & echo $! > "$0/child"; echo $$ > "$0/parent"; wait`, dir}
 	res := runOne(t, r, mustCheck(t, hc))
 	if res.OK || !strings.Contains(res.Error, "timed out after 300ms") || !strings.Contains(res.Error, "killed") {
@@ -485,6 +499,7 @@ func TestProbeCheck(t *testing.T) {
 	for _, c := range []*Check{&ok, &bad, &stuck} {
 		c.Timeout, c.Interval, c.Retries = testTimeout, testInterval, 1
 	}
+	stuck.Timeout = hangTimeout
 	rep, err := r.Run(context.Background(), []Check{stuck, bad, ok}, time.Time{})
 	if err != nil {
 		t.Fatal(err)
@@ -626,8 +641,9 @@ func TestGracePeriodDecidesWhenFailuresCount(t *testing.T) {
 func TestGraceWithRealClock(t *testing.T) {
 	r := newRunner(t)
 	start := time.Now()
+	var slowAttempts atomic.Int32
 	slow, _ := ProbeCheck("slow-start", "", func(ctx context.Context) error {
-		if time.Since(start) < 100*time.Millisecond {
+		if slowAttempts.Add(1) < 3 {
 			return errors.New("not ready yet")
 		}
 		return nil
@@ -636,7 +652,7 @@ func TestGraceWithRealClock(t *testing.T) {
 	for _, c := range []*Check{&slow, &never} {
 		c.Timeout, c.Interval, c.Retries = testTimeout, 20*time.Millisecond, 0
 	}
-	graceUntil := start.Add(300 * time.Millisecond)
+	graceUntil := start.Add(2 * time.Second) // ample for slow-start's three attempts on a loaded machine
 	rep, err := r.Run(context.Background(), []Check{slow, never}, graceUntil)
 	if err != nil {
 		t.Fatal(err)
