@@ -1,3 +1,5 @@
+//go:build containers_image_openpgp
+
 // Package hostpolicy evaluates a host's own containers-policy.json for the
 // exact image bootc will be given, with containers/image's signature
 // package and docker transport: the same code, policy file, registries.d
