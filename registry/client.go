@@ -43,6 +43,7 @@ type config struct {
 	transport   http.RoundTripper
 	userAgent   string
 	cacheLimits int
+	netTimeout  time.Duration
 }
 
 // Option configures a Client. Options validate their arguments; New returns
@@ -156,7 +157,7 @@ func New(opts ...Option) (*Client, error) {
 	}
 	base := cfg.transport
 	if base == nil {
-		base = defaultBaseTransport()
+		base = defaultBaseTransport(cfg.netTimeout)
 	}
 	rt := transport.NewUserAgent(newRetryingTransport(base, cfg.retry), cfg.userAgent)
 	puller, err := remote.NewPuller(

@@ -19,6 +19,7 @@ import (
 	"github.com/bootsync/bootsync/apply/bootc"
 	etcoverlay "github.com/bootsync/bootsync/apply/etc"
 	"github.com/bootsync/bootsync/gitsource"
+	"github.com/bootsync/bootsync/internal/boundedread"
 	"github.com/bootsync/bootsync/reconcile"
 	"github.com/bootsync/bootsync/registry"
 )
@@ -60,6 +61,7 @@ func buildAgent(cfg *Config, log *slog.Logger, metrics *reconcile.Metrics, allow
 	gitOpts := []gitsource.Option{
 		gitsource.WithCacheDir(filepath.Join(cfg.StateDir, "git")),
 		gitsource.WithRef(cfg.Repo.Ref),
+		gitsource.WithNetworkTimeout(cfg.Network.Timeout),
 	}
 	if cfg.Repo.Path != "" {
 		gitOpts = append(gitOpts, gitsource.WithSubPath(cfg.Repo.Path))
@@ -83,7 +85,7 @@ func buildAgent(cfg *Config, log *slog.Logger, metrics *reconcile.Metrics, allow
 	if len(cfg.Trust.CommitKeys) > 0 {
 		keys := make([]string, 0, len(cfg.Trust.CommitKeys))
 		for _, f := range cfg.Trust.CommitKeys {
-			b, err := os.ReadFile(f)
+			b, err := boundedread.ReadFile(f, boundedread.MaxLocalFile)
 			if err != nil {
 				return nil, fmt.Errorf("config trust.commitKeys: %w", err)
 			}
@@ -101,7 +103,8 @@ func buildAgent(cfg *Config, log *slog.Logger, metrics *reconcile.Metrics, allow
 	if err != nil {
 		return nil, fmt.Errorf("fleet repository: %w", err)
 	}
-	reg, err := registry.New(registry.WithAuthRoot(cfg.Root), registry.WithInsecureRegistries(cfg.Registry.Insecure...))
+	reg, err := registry.New(registry.WithAuthRoot(cfg.Root), registry.WithInsecureRegistries(cfg.Registry.Insecure...),
+		registry.WithNetworkTimeout(cfg.Network.Timeout))
 	if err != nil {
 		return nil, fmt.Errorf("registry client: %w", err)
 	}
@@ -118,6 +121,10 @@ func buildAgent(cfg *Config, log *slog.Logger, metrics *reconcile.Metrics, allow
 	if err != nil {
 		return nil, err
 	}
+	ceilings, err := cfg.Limits.ceilings()
+	if err != nil {
+		return nil, err
+	}
 	return reconcile.New(reconcile.Config{
 		Host:              cfg.Host.Name,
 		Labels:            cfg.Host.Labels,
@@ -129,6 +136,8 @@ func buildAgent(cfg *Config, log *slog.Logger, metrics *reconcile.Metrics, allow
 		AllowedRegistries: cfg.Trust.Registries,
 		AcceptBundles:     cfg.Trust.AcceptBundles,
 		GitRemote:         cfg.Repo.URL,
+		NetworkTimeout:    cfg.Network.Timeout,
+		LimitCeilings:     ceilings,
 		FaultPoint:        os.Getenv("BOOTSYNC_FAULT_POINT"),
 		Clock:             clock,
 		Logger:            log,

@@ -15,6 +15,10 @@ import (
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 	"gopkg.in/yaml.v3"
+
+	"github.com/bootsync/bootsync/internal/netdeadline"
+
+	"github.com/bootsync/bootsync/internal/boundedread"
 )
 
 // Config files, lowest precedence first. The image ships the defaults; the
@@ -39,6 +43,8 @@ type Config struct {
 	Bootc    BootcConfig    `mapstructure:"bootc" yaml:"bootc"`
 	Reboot   RebootConfig   `mapstructure:"reboot" yaml:"reboot"`
 	Metrics  MetricsConfig  `mapstructure:"metrics" yaml:"metrics"`
+	Network  NetworkConfig  `mapstructure:"network" yaml:"network"`
+	Limits   LimitsConfig   `mapstructure:"limits" yaml:"limits"`
 }
 
 // HostConfig names this host and adds labels to its fleet-repo labels.
@@ -130,6 +136,12 @@ func defaultConfig() map[string]any {
 		"bootc.path":                      "bootc",
 		"reboot.command":                  []string{"systemctl", "reboot"},
 		"metrics.address":                 "127.0.0.1:9469",
+		"network.timeout":                 netdeadline.Default.String(),
+		"limits.fileSize":                 "",
+		"limits.documentSize":             "",
+		"limits.repoSize":                 "",
+		"limits.templateSteps":            "",
+		"limits.templateMemory":           "",
 	}
 }
 
@@ -160,7 +172,7 @@ func loadConfig(hostFile string, flags []configFlag) (*Config, error) {
 		}{hostFile, true}
 	}
 	for _, f := range files {
-		data, err := os.ReadFile(f.path)
+		data, err := boundedread.ReadFile(f.path, boundedread.MaxLocalFile)
 		if errors.Is(err, fs.ErrNotExist) && !f.required {
 			continue
 		}
@@ -248,6 +260,9 @@ func (c *Config) validate() error {
 	}
 	if len(c.Reboot.Command) == 0 {
 		return fmt.Errorf("config: reboot.command must not be empty")
+	}
+	if err := c.validateBudgets(); err != nil {
+		return err
 	}
 	if c.Host.Name == "" {
 		name, err := os.Hostname()

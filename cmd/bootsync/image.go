@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/bootsync/bootsync/internal/netdeadline"
 	"github.com/bootsync/bootsync/policy"
 	"github.com/bootsync/bootsync/registry"
 )
@@ -46,7 +47,7 @@ malformed-signature), 2 on trouble (e.g. the registry cannot be reached).`,
 			ctx := cmd.Context()
 			ref := args[0]
 			out := cmd.OutOrStdout()
-			cfg, err := loadConfig(configFile, nil)
+			cfg, err := loadConfig(configFile, []configFlag{{key: "network.timeout", flag: cmd.Flags().Lookup("network-timeout")}})
 			if err != nil {
 				return &exitError{code: 2, err: err}
 			}
@@ -58,7 +59,7 @@ malformed-signature), 2 on trouble (e.g. the registry cannot be reached).`,
 			}
 			pinned := ""
 			if repoDir != "" {
-				rf := repoFlags{repo: repoDir}
+				rf := repoFlags{repo: repoDir, budget: budgetFlags{netTimeout: cfg.Network.Timeout}}
 				r, err := rf.openRevision(ctx, "")
 				if err != nil {
 					return &exitError{code: 2, err: err}
@@ -74,7 +75,8 @@ malformed-signature), 2 on trouble (e.g. the registry cannot be reached).`,
 			if err != nil {
 				return &exitError{code: 2, err: err}
 			}
-			clientOpts := []registry.Option{registry.WithInsecureRegistries(append(append([]string(nil), cfg.Registry.Insecure...), insecure...)...)}
+			clientOpts := []registry.Option{registry.WithInsecureRegistries(append(append([]string(nil), cfg.Registry.Insecure...), insecure...)...),
+				registry.WithNetworkTimeout(cfg.Network.Timeout)}
 			if cfg.Root != "" {
 				clientOpts = append(clientOpts, registry.WithAuthRoot(cfg.Root))
 			}
@@ -103,6 +105,7 @@ malformed-signature), 2 on trouble (e.g. the registry cannot be reached).`,
 	cmd.Flags().StringVar(&configFile, "config", "", "host config file (default /etc/bootsync/config.yaml)")
 	cmd.Flags().StringVar(&repoDir, "repo", "", "fleet repository whose policy and bootsync.lock apply too")
 	cmd.Flags().StringSliceVar(&insecure, "insecure-registry", nil, "registry host:port reached over plain HTTP (test registries only)")
+	cmd.Flags().Duration("network-timeout", netdeadline.Default, "bound on each phase of a registry request (config network.timeout)")
 	cmd.Flags().BoolVar(&noBundles, "no-bundles", false, "accept only tag-based signatures, the format bootc's own policy can check")
 	return cmd
 }

@@ -45,7 +45,7 @@ and exits 1 when the lock is not up to date (for CI). Exit status 2 on trouble.`
 				}
 				return &exitError{code: 2, err: err}
 			}
-			client, err := registry.New(registry.WithInsecureRegistries(insecure...))
+			client, err := registry.New(registry.WithInsecureRegistries(insecure...), registry.WithNetworkTimeout(rf.budget.netTimeout))
 			if err != nil {
 				return &exitError{code: 2, err: err}
 			}
