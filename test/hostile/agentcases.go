@@ -138,7 +138,6 @@ func AgentRunawayThenRevert(e Env, tmpl string, runawayFor, revertCap, stopCap t
 		}
 		done <- res
 	}()
-	defer func() { run.Logs = logs.String() }()
 	if !waitUntil(60*time.Second, func() bool { return applied(h, run.Good) }) {
 		e.T.Fatalf("the agent did not apply the first commit:\n%s", logs.String())
 	}
@@ -165,6 +164,7 @@ func AgentRunawayThenRevert(e Env, tmpl string, runawayFor, revertCap, stopCap t
 		run.Exit = <-done
 	}
 	run.StopAfter = time.Since(stop)
+	run.Logs = logs.String()
 	return run
 }
 
