@@ -40,10 +40,10 @@ func TestNetworkTimeoutAndLimitCeilingsFromConfig(t *testing.T) {
 	}
 
 	for content, want := range map[string]string{
-		"host: {name: a}\nnetwork: {timeout: 0s}\n":            "network.timeout must be positive",
-		"host: {name: a}\nlimits: {templateSteps: many}\n":     "limits.templateSteps",
-		"host: {name: a}\nlimits: {fileSize: 4Mb}\n":           "limits.fileSize",
-		"host: {name: a}\nlimits: {steps: 4}\n":                "steps",
+		"host: {name: a}\nnetwork: {timeout: 0s}\n":           "network.timeout must be positive",
+		"host: {name: a}\nlimits: {templateSteps: many}\n":    "limits.templateSteps",
+		"host: {name: a}\nlimits: {fileSize: 4Mb}\n":          "limits.fileSize",
+		"host: {name: a}\nlimits: {steps: 4}\n":               "steps",
 		"host: {name: a}\nnetwork: {timeout: 1s, idle: 2s}\n": "idle",
 	} {
 		withConfigFiles(t, "", content)

@@ -18,7 +18,7 @@ func bigFleet(hosts, size int, variant string) fstest.MapFS {
 		fmt.Fprintf(&tmpl, "%06d {{ .Host.Name }} %s\n", i, variant)
 	}
 	m := fstest.MapFS{
-		"fleet.yaml": {Data: []byte(header + "kind: Fleet\nspec:\n  image: registry.example.com/os/base:stable\n  etc:\n    - {path: /etc/big.conf, from: files/big.tmpl, template: true}\n")},
+		"fleet.yaml":     {Data: []byte(header + "kind: Fleet\nspec:\n  image: registry.example.com/os/base:stable\n  etc:\n    - {path: /etc/big.conf, from: files/big.tmpl, template: true}\n")},
 		"files/big.tmpl": {Data: []byte(tmpl.String())},
 	}
 	for i := range hosts {
