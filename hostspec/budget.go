@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
+	"math"
 	"reflect"
 	"sync"
 	"text/template"
@@ -16,25 +18,35 @@ import (
 //
 // text/template cannot be interrupted from outside, and a loop that calls
 // nothing ({{range 1000000000}}{{end}}) offers no hook to stop it. So every
-// parsed template that can loop is instrumented: a call to stepFunc is put
-// at the start of each range body (and of each template when {{template}}
-// can recurse), charging the size of that body. The template cannot call
-// or skip stepFunc itself (it is not in the parse-time function map). The
-// functions that build strings (printf, print, println, html, js,
-// urlquery) are replaced by versions that check, before building, that the
-// result fits the render's memory budget, and charge what they produce.
-// Steps and bytes are counted, not timed: the same template passes or fails
-// the same way in CI and on every host. Cancelling the context (SIGTERM)
-// also ends a render at its next step.
+// parsed template that can loop is instrumented: the pipeline of each range
+// gets one more command, rangeFunc, which sees the value about to be ranged
+// over and charges its length times the size of the body before the first
+// iteration (so {{range 1000000000}} fails at once); each {{template}} call
+// passes its data through callFunc, which charges the size of the called
+// template. The steps are the nodes a render executes. The template cannot
+// call or skip these functions itself (they are not in the parse-time
+// function map). The functions that build strings (printf, print, println,
+// html, js, urlquery) are replaced by versions that check, before
+// building, that the result fits the render's memory budget, and charge
+// what they produce. Steps and bytes are counted, not timed: the same
+// template passes or fails the same way in CI and on every host.
+// Cancelling the context (SIGTERM) ends a render at its next range or call,
+// and a long range over an integer checks it as it goes.
+//
+// One call per range execution (not per iteration) keeps the cost for
+// honest templates at about half a microsecond per range.
 //
 // Functions are resolved at execution time from the template's function
 // map, so each concurrent render needs its own budget bound into its own
 // copy of the map: tmpl keeps a pool of clones (Clone shares the parse
 // trees) with their budgets.
 
-// stepFunc is the function instrumented templates call; users cannot name
-// it (it does not exist when their text is parsed).
-const stepFunc = "bootsync_budget_step"
+// The functions instrumented templates call; users cannot name them (they
+// do not exist when their text is parsed).
+const (
+	rangeFunc = "bootsync_budget_range"
+	callFunc  = "bootsync_budget_call"
+)
 
 // budgetFuncs are the builtins replaced by budgeted versions.
 var budgetFuncs = map[string]bool{"printf": true, "print": true, "println": true, "html": true, "js": true, "urlquery": true}
@@ -56,15 +68,67 @@ type budgetError struct {
 
 func (e *budgetError) Error() string { return e.msg }
 
-func (b *budget) step(cost int) (string, error) {
-	b.steps += int64(cost)
-	if b.steps > b.stepLimit {
-		return "", &budgetError{limit: "templateSteps", msg: fmt.Sprintf("the template runs longer than its budget of %d steps", b.stepLimit)}
+// charge counts steps and stops the render when they exceed the budget or
+// the render is cancelled.
+func (b *budget) chargeSteps(n int64) error {
+	if n < 0 || b.steps+n > b.stepLimit || b.steps+n < b.steps {
+		b.steps = b.stepLimit + 1
+		return &budgetError{limit: "templateSteps", msg: fmt.Sprintf("the template runs longer than its budget of %d steps", b.stepLimit)}
 	}
+	b.steps += n
 	if err := b.ctx.Err(); err != nil {
-		return "", fmt.Errorf("rendering stopped: %w", err)
+		return fmt.Errorf("rendering stopped: %w", err)
 	}
-	return "", nil
+	return nil
+}
+
+// rangeOver charges a range for all its iterations up front and returns
+// the value to range over: v itself, or for a long range over an integer
+// an equivalent iterator that notices cancellation.
+func (b *budget) rangeOver(cost int, v any) (any, error) {
+	rv := reflect.ValueOf(v)
+	n := int64(1)
+	switch rv.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		n = max(rv.Int(), 0)
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		n = int64(min(rv.Uint(), math.MaxInt64))
+	case reflect.Slice, reflect.Array, reflect.Map, reflect.String:
+		n = int64(rv.Len())
+	}
+	total := n * int64(cost)
+	if n != 0 && total/n != int64(cost) {
+		total = -1 // overflow
+	}
+	if err := b.chargeSteps(total + 1); err != nil {
+		return nil, err
+	}
+	if rv.CanInt() && n > 4096 {
+		return b.countTo(int(n)), nil
+	}
+	return v, nil
+}
+
+// countTo yields 0…n-1 like a range over n, checking for cancellation.
+func (b *budget) countTo(n int) iter.Seq[int] {
+	return func(yield func(int) bool) {
+		for i := range n {
+			if i&1023 == 0 && b.ctx.Err() != nil {
+				return // the next budgeted call reports it
+			}
+			if !yield(i) {
+				return
+			}
+		}
+	}
+}
+
+// call charges a {{template}} call and passes its data on.
+func (b *budget) call(cost int, data any) (any, error) {
+	if err := b.chargeSteps(int64(cost)); err != nil {
+		return nil, err
+	}
+	return data, nil
 }
 
 // reserve checks that up to n more bytes fit the memory budget.
@@ -94,7 +158,8 @@ func (b *budget) funcs() template.FuncMap {
 		}
 	}
 	return template.FuncMap{
-		stepFunc: b.step,
+		rangeFunc: b.rangeOver,
+		callFunc:  b.call,
 		"printf": func(format string, args ...any) (string, error) {
 			if err := b.reserve("printf", printfBound(format, args)); err != nil {
 				return "", err
@@ -200,22 +265,22 @@ func valueSize(v reflect.Value, depth int) int64 {
 	return 64
 }
 
-// instrument adds budget steps to the parse trees of t's templates and
-// reports whether the template needs a budget at all: templates without
-// loops, {{template}} calls and string-building functions run in time and
-// memory proportional to their size and data, and are executed as they are.
+// instrument adds the budget's calls to the parse trees of t's templates
+// and reports whether the template needs a budget at all: templates
+// without loops, {{template}} calls and string-building functions run in
+// time and memory proportional to their size and data, and are executed as
+// they are.
 func instrument(t *template.Template) bool {
-	recursive := false
 	uses := false
+	sizes := map[string]int{}
 	for _, tt := range t.Templates() {
 		if tt.Tree == nil {
 			continue
 		}
+		sizes[tt.Name()] = countNodes(tt.Tree.Root)
 		visit(tt.Tree.Root, func(n parse.Node) {
 			switch n := n.(type) {
-			case *parse.TemplateNode:
-				recursive = true
-			case *parse.RangeNode:
+			case *parse.TemplateNode, *parse.RangeNode:
 				uses = true
 			case *parse.IdentifierNode:
 				if budgetFuncs[n.Ident] {
@@ -224,7 +289,7 @@ func instrument(t *template.Template) bool {
 			}
 		})
 	}
-	if !uses && !recursive && len(t.Templates()) <= 1 {
+	if !uses {
 		return false
 	}
 	for _, tt := range t.Templates() {
@@ -232,29 +297,32 @@ func instrument(t *template.Template) bool {
 			continue
 		}
 		visit(tt.Tree.Root, func(n parse.Node) {
-			if r, ok := n.(*parse.RangeNode); ok {
-				if r.List == nil {
-					r.List = &parse.ListNode{NodeType: parse.NodeList, Pos: r.Pos}
+			switch n := n.(type) {
+			case *parse.RangeNode:
+				n.Pipe.Cmds = append(n.Pipe.Cmds, budgetCommand(n.Pos, rangeFunc, countNodes(n.List)))
+			case *parse.TemplateNode:
+				cost := max(sizes[n.Name], 1)
+				if n.Pipe == nil {
+					// {{template "x"}} runs x with nil data.
+					cmd := budgetCommand(n.Pos, callFunc, cost)
+					cmd.Args = append(cmd.Args, &parse.NilNode{NodeType: parse.NodeNil, Pos: n.Pos})
+					n.Pipe = &parse.PipeNode{NodeType: parse.NodePipe, Pos: n.Pos, Line: n.Line, Cmds: []*parse.CommandNode{cmd}}
+				} else {
+					n.Pipe.Cmds = append(n.Pipe.Cmds, budgetCommand(n.Pos, callFunc, cost))
 				}
-				r.List.Nodes = append([]parse.Node{stepNode(r.Pos, r.Line, countNodes(r.List))}, r.List.Nodes...)
 			}
 		})
-		if recursive || len(t.Templates()) > 1 {
-			root := tt.Tree.Root
-			root.Nodes = append([]parse.Node{stepNode(root.Pos, 1, countNodes(root))}, root.Nodes...)
-		}
 	}
 	return true
 }
 
-// stepNode is {{bootsync_budget_step cost}} at pos.
-func stepNode(pos parse.Pos, line, cost int) *parse.ActionNode {
+// budgetCommand is the pipeline command `fn cost` at pos; a pipeline
+// passes it the value so far as its last argument.
+func budgetCommand(pos parse.Pos, fn string, cost int) *parse.CommandNode {
 	num := &parse.NumberNode{NodeType: parse.NodeNumber, Pos: pos, IsInt: true, IsUint: true, IsFloat: true,
 		Int64: int64(cost), Uint64: uint64(cost), Float64: float64(cost), Text: fmt.Sprint(cost)}
-	cmd := &parse.CommandNode{NodeType: parse.NodeCommand, Pos: pos,
-		Args: []parse.Node{&parse.IdentifierNode{NodeType: parse.NodeIdentifier, Pos: pos, Ident: stepFunc}, num}}
-	return &parse.ActionNode{NodeType: parse.NodeAction, Pos: pos, Line: line,
-		Pipe: &parse.PipeNode{NodeType: parse.NodePipe, Pos: pos, Line: line, Cmds: []*parse.CommandNode{cmd}}}
+	return &parse.CommandNode{NodeType: parse.NodeCommand, Pos: pos,
+		Args: []parse.Node{&parse.IdentifierNode{NodeType: parse.NodeIdentifier, Pos: pos, Ident: fn}, num}}
 }
 
 // countNodes is the number of nodes in a list, nested lists included: the
@@ -355,6 +423,10 @@ func (p *execPool) execute(ctx context.Context, w *limitedWriter, data *template
 	defer p.put(e)
 	*e.b = budget{ctx: ctx, stepLimit: lim.TemplateSteps, memLimit: lim.TemplateMemory}
 	err = e.t.Execute(w, data)
+	if err == nil && ctx.Err() != nil {
+		// A long range stopped early: the output is incomplete.
+		err = fmt.Errorf("rendering stopped: %w", ctx.Err())
+	}
 	if observeBudget != nil {
 		observeBudget(e.b.steps, e.b.mem)
 	}

@@ -193,8 +193,8 @@ func (r *Repo) Resolve(ctx context.Context, host string, extraLabels map[string]
 	bucket := Bucket(host)
 	base := r.base(r.matchGroups(host, labels, bucket))
 	spec, errs := r.finalize(ctx, host, file, labels, bucket, base, hl)
-	if err := ctx.Err(); err != nil && len(errs) > 0 {
-		return nil, fmt.Errorf("resolve host %s: %w", host, err) // a render was stopped
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("resolve host %s: %w", host, err) // a render may have been cut short
 	}
 	if len(errs) > 0 {
 		return nil, errs.err()
