@@ -60,6 +60,21 @@ var DefaultCeilings = Limits{
 	TemplateMemory: 256 << 20,
 }
 
+// WithLimitCeilings sets the most fleet.yaml's `limits:` may ask for on
+// this machine (from the host configuration or the command line); zero
+// fields keep DefaultCeilings.
+func WithLimitCeilings(c Limits) LoadOption {
+	return func(cfg *loadConfig) error {
+		for _, n := range limitNames {
+			if *c.field(n) < 0 {
+				return fmt.Errorf("WithLimitCeilings: %s is negative", n)
+			}
+		}
+		cfg.ceilings = c
+		return nil
+	}
+}
+
 // limitNames lists the keys of `limits:`, in documentation order.
 var limitNames = []string{"fileSize", "documentSize", "repoSize", "templateSteps", "templateMemory"}
 

@@ -40,21 +40,6 @@ func WithRevision(rev string) LoadOption {
 	}
 }
 
-// WithLimitCeilings sets the most fleet.yaml's `limits:` may ask for on
-// this machine (from the host configuration or the command line); zero
-// fields keep DefaultCeilings.
-func WithLimitCeilings(c Limits) LoadOption {
-	return func(cfg *loadConfig) error {
-		for _, n := range limitNames {
-			if *c.field(n) < 0 {
-				return fmt.Errorf("WithLimitCeilings: %s is negative", n)
-			}
-		}
-		cfg.ceilings = c
-		return nil
-	}
-}
-
 // Repo is a decoded and checked fleet repository at one revision. It is
 // immutable and safe for concurrent use.
 type Repo struct {
@@ -183,19 +168,7 @@ type source struct {
 }
 
 func (l *loader) load(cfg loadConfig) (*Repo, error) {
-	var sources []*source
-	var fleetLimits limitsDoc
-	if data, err := l.readYAML(FleetFile); err == nil {
-		s := &source{file: FleetFile, wantKind: KindFleet, data: data, decoded: true}
-		s.doc, s.errs = decodeFile(s.file, s.data, s.wantKind)
-		if doc, ok := s.doc.(*fleetDoc); ok {
-			fleetLimits = doc.limits
-		}
-		sources = append(sources, s)
-	} else if errors.Is(err, fs.ErrNotExist) {
-		l.errs = append(l.errs, &Error{File: FleetFile, Msg: "missing: a fleet repository needs fleet.yaml (kind: Fleet) at its root"})
-	}
-	l.limits = newEffectiveLimits(fleetLimits, cfg.ceilings)
+	sources := l.readFleet(cfg.ceilings)
 	for _, dir := range []struct{ dir, kind string }{{GroupsDir, KindGroup}, {HostsDir, KindHost}} {
 		files, err := l.yamlFiles(dir.dir)
 		if err != nil {
@@ -277,6 +250,25 @@ func (l *loader) load(cfg loadConfig) (*Repo, error) {
 	slices.Sort(repo.names)
 	repo.images = repo.collectImages()
 	return repo, nil
+}
+
+// readFleet reads and decodes fleet.yaml first: its limits apply to
+// every file read after it.
+func (l *loader) readFleet(ceilings Limits) []*source {
+	var sources []*source
+	var fleetLimits limitsDoc
+	if data, err := l.readYAML(FleetFile); err == nil {
+		s := &source{file: FleetFile, wantKind: KindFleet, data: data, decoded: true}
+		s.doc, s.errs = decodeFile(s.file, s.data, s.wantKind)
+		if doc, ok := s.doc.(*fleetDoc); ok {
+			fleetLimits = doc.limits
+		}
+		sources = append(sources, s)
+	} else if errors.Is(err, fs.ErrNotExist) {
+		l.errs = append(l.errs, &Error{File: FleetFile, Msg: "missing: a fleet repository needs fleet.yaml (kind: Fleet) at its root"})
+	}
+	l.limits = newEffectiveLimits(fleetLimits, ceilings)
+	return sources
 }
 
 func (l *loader) prepareOnly(doc any) {

@@ -58,46 +58,9 @@ func buildAgent(cfg *Config, log *slog.Logger, metrics *reconcile.Metrics, allow
 	if cfg.Repo.URL == "" {
 		return nil, errors.New("config: repo.url is not set")
 	}
-	gitOpts := []gitsource.Option{
-		gitsource.WithCacheDir(filepath.Join(cfg.StateDir, "git")),
-		gitsource.WithRef(cfg.Repo.Ref),
-		gitsource.WithNetworkTimeout(cfg.Network.Timeout),
-	}
-	if cfg.Repo.Path != "" {
-		gitOpts = append(gitOpts, gitsource.WithSubPath(cfg.Repo.Path))
-	}
-	if cfg.Repo.AllowHTTP {
-		gitOpts = append(gitOpts, gitsource.WithAllowHTTP())
-	}
-	auth := cfg.Repo.Auth
-	if auth.PasswordFile != "" {
-		gitOpts = append(gitOpts, gitsource.WithBasicAuthFiles(auth.UsernameFile, auth.PasswordFile))
-	}
-	if auth.SSHKeyFile != "" {
-		gitOpts = append(gitOpts, gitsource.WithSSHKeyFile(auth.SSHKeyFile, auth.KnownHostsFile))
-	}
-	if auth.InsecureIgnoreHostKey {
-		gitOpts = append(gitOpts, gitsource.WithInsecureIgnoreHostKey())
-	}
-	if auth.CAFile != "" {
-		gitOpts = append(gitOpts, gitsource.WithCABundle(auth.CAFile))
-	}
-	if len(cfg.Trust.CommitKeys) > 0 {
-		keys := make([]string, 0, len(cfg.Trust.CommitKeys))
-		for _, f := range cfg.Trust.CommitKeys {
-			b, err := boundedread.ReadFile(f, boundedread.MaxLocalFile)
-			if err != nil {
-				return nil, fmt.Errorf("config trust.commitKeys: %w", err)
-			}
-			keys = append(keys, string(b))
-		}
-		gitOpts = append(gitOpts, gitsource.WithCommitKeys(keys...))
-	}
-	if allowReset == "" {
-		allowReset = cfg.Repo.AllowReset
-	}
-	if allowReset != "" {
-		gitOpts = append(gitOpts, gitsource.WithAllowReset(allowReset))
+	gitOpts, err := gitOptions(cfg, allowReset)
+	if err != nil {
+		return nil, err
 	}
 	src, err := gitsource.New(cfg.Repo.URL, gitOpts...)
 	if err != nil {
@@ -142,6 +105,52 @@ func buildAgent(cfg *Config, log *slog.Logger, metrics *reconcile.Metrics, allow
 		Clock:             clock,
 		Logger:            log,
 	}, reconcile.Deps{Source: src, Registry: reg, Bootc: drv, Etc: etcw, Metrics: metrics})
+}
+
+// gitOptions are the fleet repository's options from the host config.
+func gitOptions(cfg *Config, allowReset string) ([]gitsource.Option, error) {
+	gitOpts := []gitsource.Option{
+		gitsource.WithCacheDir(filepath.Join(cfg.StateDir, "git")),
+		gitsource.WithRef(cfg.Repo.Ref),
+		gitsource.WithNetworkTimeout(cfg.Network.Timeout),
+	}
+	if cfg.Repo.Path != "" {
+		gitOpts = append(gitOpts, gitsource.WithSubPath(cfg.Repo.Path))
+	}
+	if cfg.Repo.AllowHTTP {
+		gitOpts = append(gitOpts, gitsource.WithAllowHTTP())
+	}
+	auth := cfg.Repo.Auth
+	if auth.PasswordFile != "" {
+		gitOpts = append(gitOpts, gitsource.WithBasicAuthFiles(auth.UsernameFile, auth.PasswordFile))
+	}
+	if auth.SSHKeyFile != "" {
+		gitOpts = append(gitOpts, gitsource.WithSSHKeyFile(auth.SSHKeyFile, auth.KnownHostsFile))
+	}
+	if auth.InsecureIgnoreHostKey {
+		gitOpts = append(gitOpts, gitsource.WithInsecureIgnoreHostKey())
+	}
+	if auth.CAFile != "" {
+		gitOpts = append(gitOpts, gitsource.WithCABundle(auth.CAFile))
+	}
+	if len(cfg.Trust.CommitKeys) > 0 {
+		keys := make([]string, 0, len(cfg.Trust.CommitKeys))
+		for _, f := range cfg.Trust.CommitKeys {
+			b, err := boundedread.ReadFile(f, boundedread.MaxLocalFile)
+			if err != nil {
+				return nil, fmt.Errorf("config trust.commitKeys: %w", err)
+			}
+			keys = append(keys, string(b))
+		}
+		gitOpts = append(gitOpts, gitsource.WithCommitKeys(keys...))
+	}
+	if allowReset == "" {
+		allowReset = cfg.Repo.AllowReset
+	}
+	if allowReset != "" {
+		gitOpts = append(gitOpts, gitsource.WithAllowReset(allowReset))
+	}
+	return gitOpts, nil
 }
 
 // testClock lets tests set the agent's clock (maintenance windows):
