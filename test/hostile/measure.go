@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -77,7 +78,8 @@ type Running struct {
 	stdout, stderr *bytes.Buffer
 	cancel         context.CancelFunc
 	killed         chan string
-	timeFile       string // GNU time's report of the peak RSS
+	timeFile       string       // GNU time's report of the peak RSS
+	peak           atomic.Int64 // the largest RSS the watchdog saw (GNU time reports nothing when killed)
 }
 
 // gnuTime measures peak RSS: the rusage of a child of this (large) test
@@ -112,7 +114,7 @@ func Start(cmd *exec.Cmd, caps Caps) (*Running, error) {
 	}
 	var ctx context.Context
 	ctx, r.cancel = context.WithCancel(context.Background())
-	go watch(ctx, cmd.Process.Pid, r.start, caps, r.killed)
+	go watch(ctx, cmd.Process.Pid, r.start, caps, r.killed, &r.peak)
 	return r, nil
 }
 
@@ -155,6 +157,7 @@ func (r *Running) Wait() (Result, error) {
 	} else if ru, ok := r.cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		res.MaxRSS = ru.Maxrss * 1024
 	}
+	res.MaxRSS = max(res.MaxRSS, r.peak.Load())
 	var ee *exec.ExitError
 	if err != nil && !errors.As(err, &ee) {
 		return res, err
@@ -162,7 +165,7 @@ func (r *Running) Wait() (Result, error) {
 	return res, nil
 }
 
-func watch(ctx context.Context, pid int, start time.Time, caps Caps, killed chan<- string) {
+func watch(ctx context.Context, pid int, start time.Time, caps Caps, killed chan<- string, peak *atomic.Int64) {
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -172,10 +175,14 @@ func watch(ctx context.Context, pid int, start time.Time, caps Caps, killed chan
 		case <-tick.C:
 		}
 		why := ""
+		now := treeRSS(pid)
+		if now > peak.Load() {
+			peak.Store(now)
+		}
 		switch {
 		case caps.Wall > 0 && time.Since(start) > caps.Wall:
 			why = "time"
-		case caps.RSS > 0 && treeRSS(pid) > caps.RSS:
+		case caps.RSS > 0 && now > caps.RSS:
 			why = "memory"
 		}
 		if why != "" {
