@@ -1,6 +1,7 @@
 package netdeadline
 
 import (
+	"bufio"
 	"context"
 	"io"
 	"net"
@@ -29,7 +30,20 @@ func silent(t *testing.T, greeting string) string {
 			}
 			conns = append(conns, c)
 			if greeting != "" {
-				_, _ = io.WriteString(c, greeting)
+				go func() {
+					// Answer only once the request is in, as a server would.
+					r := bufio.NewReader(c)
+					for {
+						line, err := r.ReadString('\n')
+						if err != nil {
+							return
+						}
+						if line == "\r\n" {
+							break
+						}
+					}
+					_, _ = io.WriteString(c, greeting)
+				}()
 			}
 		}
 	}()
