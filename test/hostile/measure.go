@@ -40,6 +40,17 @@ func (r Result) String() string {
 	return fmt.Sprintf("%.1f s, %d MB, %s: %s", r.Wall.Seconds(), r.MaxRSS>>20, end, FirstLine(r.Stderr))
 }
 
+// ErrorLine is the "error: …" line of a command's stderr when there is
+// one, else its first line, shortened.
+func ErrorLine(s string) string {
+	for _, l := range strings.Split(s, "\n") {
+		if strings.HasPrefix(l, "error: ") {
+			return FirstLine(l)
+		}
+	}
+	return FirstLine(s)
+}
+
 // FirstLine is the first non-empty line of s, shortened.
 func FirstLine(s string) string {
 	for _, l := range strings.Split(s, "\n") {

@@ -60,7 +60,7 @@ func row(name string, r hostile.Result) {
 		end = "killed at the " + r.Killed + " cap"
 	}
 	rows = append(rows, fmt.Sprintf("| %s | %.1f s | %d MB | %s: %s |", name, r.Wall.Seconds(), r.MaxRSS>>20, end,
-		strings.ReplaceAll(hostile.FirstLine(r.Stderr), "|", `\|`)))
+		strings.ReplaceAll(hostile.ErrorLine(r.Stderr), "|", `\|`)))
 }
 
 func TestBudgets(t *testing.T) {
