@@ -299,16 +299,17 @@ func instrument(t *template.Template) bool {
 		visit(tt.Tree.Root, func(n parse.Node) {
 			switch n := n.(type) {
 			case *parse.RangeNode:
-				n.Pipe.Cmds = append(n.Pipe.Cmds, budgetCommand(n.Pos, rangeFunc, countNodes(n.List)))
+				n.Pipe.Cmds = append(n.Pipe.Cmds, budgetCommand(n.Pipe, rangeFunc, countNodes(n.List)))
 			case *parse.TemplateNode:
 				cost := max(sizes[n.Name], 1)
 				if n.Pipe == nil {
 					// {{template "x"}} runs x with nil data.
-					cmd := budgetCommand(n.Pos, callFunc, cost)
+					n.Pipe = &parse.PipeNode{NodeType: parse.NodePipe, Pos: n.Pos, Line: n.Line}
+					cmd := budgetCommand(n.Pipe, callFunc, cost)
 					cmd.Args = append(cmd.Args, &parse.NilNode{NodeType: parse.NodeNil, Pos: n.Pos})
-					n.Pipe = &parse.PipeNode{NodeType: parse.NodePipe, Pos: n.Pos, Line: n.Line, Cmds: []*parse.CommandNode{cmd}}
+					n.Pipe.Cmds = []*parse.CommandNode{cmd}
 				} else {
-					n.Pipe.Cmds = append(n.Pipe.Cmds, budgetCommand(n.Pos, callFunc, cost))
+					n.Pipe.Cmds = append(n.Pipe.Cmds, budgetCommand(n.Pipe, callFunc, cost))
 				}
 			}
 		})
@@ -316,11 +317,21 @@ func instrument(t *template.Template) bool {
 	return true
 }
 
-// budgetCommand is the pipeline command `fn cost` at pos; a pipeline
-// passes it the value so far as its last argument.
-func budgetCommand(pos parse.Pos, fn string, cost int) *parse.CommandNode {
+// budgetCommand is the command `fn cost` to append to pipe; a pipeline
+// passes it the value so far as its last argument. It takes the position
+// and text of the pipeline's last command, so that an error while ranging
+// ("range can't iterate over …") still points at what the author wrote.
+func budgetCommand(pipe *parse.PipeNode, fn string, cost int) *parse.CommandNode {
+	pos, text := pipe.Pos, fmt.Sprint(cost)
+	if len(pipe.Cmds) > 0 {
+		last := pipe.Cmds[len(pipe.Cmds)-1]
+		pos, text = last.Pos, last.String()
+		if len(last.Args) > 0 {
+			pos = last.Args[0].Position()
+		}
+	}
 	num := &parse.NumberNode{NodeType: parse.NodeNumber, Pos: pos, IsInt: true, IsUint: true, IsFloat: true,
-		Int64: int64(cost), Uint64: uint64(cost), Float64: float64(cost), Text: fmt.Sprint(cost)}
+		Int64: int64(cost), Uint64: uint64(cost), Float64: float64(cost), Text: text}
 	return &parse.CommandNode{NodeType: parse.NodeCommand, Pos: pos,
 		Args: []parse.Node{&parse.IdentifierNode{NodeType: parse.NodeIdentifier, Pos: pos, Ident: fn}, num}}
 }

@@ -225,3 +225,14 @@ func TestHonestFleetsStayFarBelowTheDefaults(t *testing.T) {
 		}
 	}
 }
+
+// The budget's extra pipeline command does not change what an author sees
+// when a range itself fails (the same position and text as before budgets).
+func TestRangeErrorsStillPointAtTheAuthorsPipeline(t *testing.T) {
+	fsys := budgetFleet("", "{{range .Vars.s}}x{{end}}")
+	fsys["fleet.yaml"].Data = []byte(strings.Replace(string(fsys["fleet.yaml"].Data), "  etc:", "  vars: {s: hello}\n  etc:", 1))
+	e := renderProblem(t, fsys)
+	if e.Line != 1 || e.Column != 14 || e.Msg != "template: at <.Vars.s>: range can't iterate over hello" {
+		t.Fatalf("problem = %q (column %d)", e, e.Column)
+	}
+}
