@@ -115,7 +115,7 @@ func TestSilentServersFailWithinTheNetworkTimeout(t *testing.T) {
 	})
 	t.Run("fleetlock (agent)", func(t *testing.T) {
 		r, h, v1 := hostile.AgentSilentFleetLock(env(t))
-		checkEnded(t, r, bound, cliRSS, 1, "FleetLock pre-reboot")
+		checkEnded(t, r, bound, cliRSS, 1, "FleetLock pre-reboot", "the server did not answer within 2s")
 		if st := h.Status(); st.LastError == nil || st.LastError.Reason != "fleetlock" {
 			t.Errorf("last error %+v, want reason fleetlock", st.LastError)
 		}
