@@ -239,7 +239,8 @@ func (c *Client) post(parent context.Context, op, endpoint string) error {
 		if errors.As(err, &uerr) {
 			err = uerr.Err
 		}
-		if ctx.Err() != nil && parent.Err() == nil {
+		var nerr net.Error
+		if parent.Err() == nil && (ctx.Err() != nil || errors.As(err, &nerr) && nerr.Timeout()) {
 			err = fmt.Errorf("the server did not answer within %s: %w", c.timeout, err)
 		}
 		return fmt.Errorf("fleetlock %s at %s: %w", op, endpoint, err)
