@@ -11,6 +11,12 @@ import (
 	"github.com/bootsync/bootsync/internal/boundedread"
 )
 
+// largeObject is the size from which go-git reads an object lazily instead
+// of inflating it into memory when it is looked up: a loose object (a local
+// checkout that has not been packed) is then refused by its size, like a
+// packed one, before its content is read.
+const largeObject = 1 << 20
+
 // ReadFileLimit is ReadFile for a file of at most limit bytes: a larger
 // blob is refused from its object header, before its content is inflated,
 // so a commit that adds a huge file costs nothing to look at.

@@ -80,7 +80,7 @@ func TestOversizedFilesFailWithinTheirLimits(t *testing.T) {
 	})
 	t.Run("20 MB text diff allowed by fleet.yaml", func(t *testing.T) {
 		r := hostile.DiffBigText(budgetEnv(t, "fileSize: 32Mi"), 20<<20)
-		checkEnded(t, r, 60*time.Second, 600<<20, 0, `"omitted": "size"`, "Diff not shown, larger than the 256 KiB shown inline: 20 MiB")
+		checkEnded(t, r, 60*time.Second, cliRSS, 0, `"omitted": "size"`, "Diff not shown, larger than the 256 KiB shown inline: 20 MiB")
 	})
 }
 
