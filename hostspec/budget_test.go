@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -201,7 +202,7 @@ func TestHonestFleetsStayFarBelowTheDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, fsys := range map[string]fs.FS{"examples/fleet": exampleRepo(), "genfleet 10k": gen.MapFS()} {
+	for name, fsys := range map[string]fs.FS{"examples/fleet": os.DirFS("../examples/fleet"), "the schema's example": exampleRepo(), "genfleet 10k": gen.MapFS()} {
 		maxSteps, maxMem = 0, 0
 		repo := mustLoad(t, fsys, WithRevision("x"))
 		renderSharing = false
