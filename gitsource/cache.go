@@ -50,7 +50,7 @@ func (r *Remote) openCache() error {
 			return fmt.Errorf("create cache %s: %w", r.dir, r.red.foreign(err))
 		}
 	}
-	st := filesystem.NewStorageWithOptions(osfs.New(r.dir), cache.NewObjectLRU(objectCacheSize), filesystem.Options{})
+	st := filesystem.NewStorageWithOptions(osfs.New(r.dir), cache.NewObjectLRU(objectCacheSize), filesystem.Options{LargeObjectThreshold: largeObject})
 	packs, err := verifyCache(r.dir, st)
 	if err != nil {
 		_ = st.Close()

@@ -44,6 +44,7 @@ func ErrorReason(err error) string {
 		nf    *NotFoundError
 		tr    *TransientError
 		cc    *CorruptCacheError
+		to    *TimeoutError
 	)
 	switch {
 	case err == nil:
@@ -60,6 +61,8 @@ func ErrorReason(err error) string {
 		return ReasonServerTrust
 	case errors.As(err, &nf):
 		return ReasonNotFound
+	case errors.As(err, &to):
+		return ReasonTimeout
 	case errors.As(err, &tr):
 		return ReasonUnreachable
 	case errors.As(err, &cc):

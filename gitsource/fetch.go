@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -20,15 +19,12 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp/sideband"
 	"github.com/go-git/go-git/v5/plumbing/storer"
 	"github.com/go-git/go-git/v5/plumbing/transport"
-	"github.com/go-git/go-git/v5/plumbing/transport/client"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
 	gossh "golang.org/x/crypto/ssh"
-)
 
-// sshDialTimeout bounds connecting to an SSH server; go-git's SSH dial does
-// not follow the context.
-const sshDialTimeout = 30 * time.Second
+	"github.com/bootsync/bootsync/internal/boundedread"
+)
 
 // networkError marks a failure of a step that talked to the server, for
 // retry to classify.
@@ -70,7 +66,7 @@ func (r *Remote) session(ctx context.Context) (transport.UploadPackSession, erro
 	switch ep.Protocol {
 	case "http", "https":
 		if r.opts.caFile != "" {
-			ca, err := os.ReadFile(r.opts.caFile)
+			ca, err := boundedread.ReadFile(r.opts.caFile, boundedread.MaxLocalFile)
 			if err != nil {
 				return nil, &ServerTrustError{URL: r.display, Err: fmt.Errorf("read CA bundle: %w", err)}
 			}
@@ -86,7 +82,7 @@ func (r *Remote) session(ctx context.Context) (transport.UploadPackSession, erro
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	cli, err := client.NewClient(&ep)
+	cli, err := r.transportFor(&ep)
 	if err != nil {
 		return nil, fmt.Errorf("git client for %s: %w", r.display, r.red.foreign(err))
 	}
@@ -99,7 +95,7 @@ func (r *Remote) session(ctx context.Context) (transport.UploadPackSession, erro
 
 // readSecret reads a credential file; only a trailing newline is trimmed.
 func (r *Remote) readSecret(what, file string) (string, error) {
-	b, err := os.ReadFile(file)
+	b, err := boundedread.ReadFile(file, boundedread.MaxLocalFile)
 	if err != nil {
 		return "", &AuthError{URL: r.display, Err: fmt.Errorf("read %s file: %w", what, err)}
 	}
@@ -141,6 +137,7 @@ func (r *Remote) httpAuth() (transport.AuthMethod, error) {
 // sshAuthWithTimeout is go-git's public key auth with a dial timeout.
 type sshAuthWithTimeout struct {
 	*gitssh.PublicKeys
+	timeout time.Duration
 }
 
 func (a sshAuthWithTimeout) ClientConfig() (*gossh.ClientConfig, error) {
@@ -148,12 +145,12 @@ func (a sshAuthWithTimeout) ClientConfig() (*gossh.ClientConfig, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg.Timeout = sshDialTimeout
+	cfg.Timeout = a.timeout
 	return cfg, nil
 }
 
 func (r *Remote) sshAuth(ep *transport.Endpoint) (transport.AuthMethod, error) {
-	pem, err := os.ReadFile(r.opts.sshKeyFile)
+	pem, err := boundedread.ReadFile(r.opts.sshKeyFile, boundedread.MaxLocalFile)
 	if err != nil {
 		return nil, &AuthError{URL: r.display, Err: fmt.Errorf("read SSH key file: %w", err)}
 	}
@@ -174,7 +171,7 @@ func (r *Remote) sshAuth(ep *transport.Endpoint) (transport.AuthMethod, error) {
 		keys.HostKeyCallback = gossh.InsecureIgnoreHostKey()
 	} else {
 		// Check the file ourselves: go-git silently skips missing files.
-		if _, err := os.Stat(r.opts.knownHostsFile); err != nil {
+		if _, err := boundedread.ReadFile(r.opts.knownHostsFile, boundedread.MaxLocalFile); err != nil {
 			return nil, &ServerTrustError{URL: r.display, Err: fmt.Errorf("read known_hosts file: %w", err)}
 		}
 		db, err := gitssh.NewKnownHostsDb(r.opts.knownHostsFile)
@@ -188,7 +185,7 @@ func (r *Remote) sshAuth(ep *transport.Endpoint) (transport.AuthMethod, error) {
 		keys.HostKeyCallback = db.HostKeyCallback()
 		keys.HostKeyAlgorithms = db.HostKeyAlgorithms(net.JoinHostPort(ep.Host, strconv.Itoa(port)))
 	}
-	return sshAuthWithTimeout{keys}, nil
+	return sshAuthWithTimeout{keys, r.opts.netTimeout}, nil
 }
 
 // resolve finds the followed ref in the advertisement: "HEAD", a full ref

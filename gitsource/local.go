@@ -42,7 +42,7 @@ func OpenLocal(ctx context.Context, dir string) (*Local, error) {
 	// opens (and resolves the path of) the pack file for every one.
 	if st, ok := repo.Storer.(*filesystem.Storage); ok {
 		kept := filesystem.NewStorageWithOptions(st.Filesystem(), cache.NewObjectLRUDefault(),
-			filesystem.Options{MaxOpenDescriptors: 16})
+			filesystem.Options{MaxOpenDescriptors: 16, LargeObjectThreshold: largeObject})
 		var wt billy.Filesystem
 		if w, err := repo.Worktree(); err == nil {
 			wt = w.Filesystem

@@ -13,6 +13,8 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/go-git/go-git/v5/plumbing"
 	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/bootsync/bootsync/internal/netdeadline"
 )
 
 // Option configures a Remote. Options validate their arguments; New returns
@@ -37,10 +39,11 @@ type options struct {
 	attempts              int
 	baseDelay             time.Duration
 	maxDelay              time.Duration
+	netTimeout            time.Duration
 }
 
 func defaultOptions() options {
-	return options{ref: "HEAD", subPath: ".", attempts: 4, baseDelay: time.Second, maxDelay: 30 * time.Second}
+	return options{ref: "HEAD", subPath: ".", attempts: 4, baseDelay: time.Second, maxDelay: 30 * time.Second, netTimeout: netdeadline.Default}
 }
 
 var hexCommit = regexp.MustCompile(`^[0-9a-f]{40}$`)

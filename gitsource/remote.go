@@ -34,6 +34,9 @@ type Remote struct {
 	dir      string // the bare cache
 	red      *redactor
 
+	httpOnce   sync.Once
+	httpClient transport.Transport // go-git's HTTP transport with the network timeouts
+
 	mu sync.Mutex // serializes Poll; guards everything below
 	// sleep waits between retries; tests replace it.
 	sleep func(ctx context.Context, d time.Duration) error
@@ -429,6 +432,11 @@ func (r *Remote) retry(ctx context.Context, what string, step func(context.Conte
 			return err // already typed, or a local failure
 		}
 		cause := fmt.Errorf("%s: %w", what, r.red.foreign(netErr.err))
+		if timedOut(ctx, netErr.err) {
+			// A server that stalled for the whole timeout is not asked
+			// again in this poll: the next poll will.
+			return &TimeoutError{URL: r.display, Timeout: r.opts.netTimeout, Err: cause}
+		}
 		switch classify(ctx, netErr.err) {
 		case classCanceled:
 			return cause

@@ -31,6 +31,12 @@
 //	policy:                                # only here: tightens, never loosens, host-local trust
 //	  registries: [registry.example.com/os]  # allowed repository prefixes
 //	  requireSignatures: true
+//	limits:                                # only here; see Limits below (defaults shown)
+//	  fileSize: 4Mi                        # a file under files/, and a rendered template
+//	  documentSize: 1Mi                    # a YAML document (fleet.yaml, groups/, hosts/, bootsync.lock)
+//	  repoSize: 128Mi                      # every file read from the repository, together
+//	  templateSteps: 1000000               # the work of one render
+//	  templateMemory: 64Mi                 # bytes template functions may build in one render
 //
 //	# groups/canary.yaml
 //	apiVersion: bootsync.dev/v1alpha1
@@ -172,6 +178,26 @@
 // is an error naming the template's source file and line (the `from:`
 // file, or the YAML file for inline content) and, when rendering fails,
 // the host. EtcFile.SHA256 is the hex SHA-256 of the final content.
+//
+// # Limits
+//
+// A commit cannot make loading or rendering cost more than its limits, so
+// a careless or hostile change fails with a clear error (Error.Limit names
+// the limit; LimitExceeded) instead of exhausting the memory or time of
+// every host's agent and of the CI runner that diffs it. Sizes are checked
+// before a file is read. A template's work is counted in steps (the nodes
+// it executes; a range is charged for all its iterations before the first
+// one, so {{range 1000000000}} fails at once; a {{template}} call for the
+// size of the called template) and its memory in the bytes that printf,
+// print, println, html, js and urlquery produce (checked before they
+// build a string); its output is at most fileSize. Counting rather than
+// timing makes the verdict the same in CI and on every host.
+//
+// fleet.yaml's top-level limits: may lower or raise the defaults
+// (DefaultLimits), but never beyond the ceilings of the machine that loads
+// the repository (WithLimitCeilings: the host configuration's limits:, the
+// --limit flag; DefaultCeilings otherwise): a larger value is capped, and
+// a problem caused by the cap says so. Sizes are bytes or take Ki, Mi, Gi.
 //
 // # Provenance
 //

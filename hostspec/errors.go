@@ -20,6 +20,9 @@ type Error struct {
 	// (a template that fails for it, a conflict between its layers).
 	Host string `json:"host,omitempty"`
 	Msg  string `json:"message"`
+	// Limit names the limit the problem exceeds (fileSize, templateSteps,
+	// …; see Limits); empty for other problems.
+	Limit string `json:"limit,omitempty"`
 }
 
 // Error renders "file:line:col: field: msg", leaving out the parts that are

@@ -20,6 +20,7 @@ type LoadOption func(*loadConfig) error
 
 type loadConfig struct {
 	revision string
+	ceilings Limits
 }
 
 // WithRevision records rev (normally the commit id the tree was read from)
@@ -49,6 +50,7 @@ type Repo struct {
 	names    []string // sorted
 	lock     *Lock
 	images   []string
+	limits   effectiveLimits
 
 	// bases caches the fleet and groups merged for one set of matching
 	// groups: hosts that match the same groups share it, so resolving a
@@ -123,12 +125,18 @@ type etcItem struct {
 // an ErrorList sorted by file and line.
 func Load(ctx context.Context, fsys fs.FS, opts ...LoadOption) (*Repo, error) {
 	var cfg loadConfig
+	cfg.ceilings = DefaultCeilings
 	for _, o := range opts {
 		if err := o(&cfg); err != nil {
 			return nil, fmt.Errorf("load fleet repository: %w", err)
 		}
 	}
+	cfg.ceilings = cfg.ceilings.WithDefaults(DefaultCeilings)
 	l := &loader{ctx: ctx, rfs: newRepoFS(fsys), templates: map[string]*tmpl{}, templateErrs: map[string]bool{}, hkeys: map[string]*healthKeys{}}
+	// fleet.yaml is read within the ceilings; its own limits apply to
+	// everything after it.
+	l.limits = effectiveLimits{Limits: cfg.ceilings, ceilings: cfg.ceilings}
+	l.rfs.limits = &l.limits
 	repo, err := l.load(cfg)
 	if err != nil {
 		return nil, err
@@ -143,6 +151,10 @@ type loader struct {
 	templates    map[string]*tmpl
 	templateErrs map[string]bool
 	hkeys        map[string]*healthKeys
+	limits       effectiveLimits
+	// repoSizeReported is set once the repository went over
+	// limits.repoSize: that is reported once, not for every later file.
+	repoSizeReported bool
 }
 
 func (l *loader) fail(file string, src Source, field, format string, args ...any) {
@@ -156,15 +168,11 @@ type source struct {
 	data     []byte
 	doc      any
 	errs     ErrorList
+	decoded  bool
 }
 
 func (l *loader) load(cfg loadConfig) (*Repo, error) {
-	var sources []*source
-	if data, err := l.readYAML(FleetFile); err == nil {
-		sources = append(sources, &source{file: FleetFile, wantKind: KindFleet, data: data})
-	} else if errors.Is(err, fs.ErrNotExist) {
-		l.errs = append(l.errs, &Error{File: FleetFile, Msg: "missing: a fleet repository needs fleet.yaml (kind: Fleet) at its root"})
-	}
+	sources := l.readFleet(cfg.ceilings)
 	for _, dir := range []struct{ dir, kind string }{{GroupsDir, KindGroup}, {HostsDir, KindHost}} {
 		files, err := l.yamlFiles(dir.dir)
 		if err != nil {
@@ -187,7 +195,7 @@ func (l *loader) load(cfg loadConfig) (*Repo, error) {
 		return nil, err
 	}
 
-	repo := &Repo{revision: cfg.revision, hosts: map[string]*Host{}, bases: map[string]*mergedState{}}
+	repo := &Repo{revision: cfg.revision, hosts: map[string]*Host{}, bases: map[string]*mergedState{}, limits: l.limits}
 	hostFiles := map[string]string{}
 	groupFiles := map[string]Source{}
 	for _, s := range sources {
@@ -248,6 +256,25 @@ func (l *loader) load(cfg loadConfig) (*Repo, error) {
 	return repo, nil
 }
 
+// readFleet reads and decodes fleet.yaml first: its limits apply to
+// every file read after it.
+func (l *loader) readFleet(ceilings Limits) []*source {
+	var sources []*source
+	var fleetLimits limitsDoc
+	if data, err := l.readYAML(FleetFile); err == nil {
+		s := &source{file: FleetFile, wantKind: KindFleet, data: data, decoded: true}
+		s.doc, s.errs = decodeFile(s.file, s.data, s.wantKind)
+		if doc, ok := s.doc.(*fleetDoc); ok {
+			fleetLimits = doc.limits
+		}
+		sources = append(sources, s)
+	} else if errors.Is(err, fs.ErrNotExist) {
+		l.errs = append(l.errs, &Error{File: FleetFile, Msg: "missing: a fleet repository needs fleet.yaml (kind: Fleet) at its root"})
+	}
+	l.limits = newEffectiveLimits(fleetLimits, ceilings)
+	return sources
+}
+
 func (l *loader) prepareOnly(doc any) {
 	switch doc := doc.(type) {
 	case *fleetDoc:
@@ -262,9 +289,13 @@ func (l *loader) prepareOnly(doc any) {
 // readYAML reads a document file, recording problems; a missing file is
 // returned as fs.ErrNotExist without a problem (the caller decides).
 func (l *loader) readYAML(name string) ([]byte, error) {
-	data, _, err := l.rfs.readFile(name)
+	data, _, err := l.rfs.readFile(name, "documentSize")
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) && !errors.Is(err, errSymlinkEscapes) {
+			return nil, err
+		}
+		if e, ok := l.limitProblem(name, Source{}, "", name, err); ok {
+			l.addLimitProblem(e)
 			return nil, err
 		}
 		l.errs = append(l.errs, &Error{File: name, Msg: "cannot read: " + problem(err)})
@@ -352,6 +383,9 @@ func (l *loader) decodeAll(sources []*source) error {
 	for _, s := range sources {
 		if err = l.ctx.Err(); err != nil {
 			break
+		}
+		if s.decoded {
+			continue
 		}
 		next <- s
 	}
@@ -505,8 +539,12 @@ func (l *loader) prepareEtc(file string, e *etcEntry, add func(*etcItem)) {
 // fileContent fills in the content (or template) and mode of an item whose
 // content comes from a repository file.
 func (l *loader) fileContent(file string, it *etcItem, e *etcEntry, from string, real realEntry) bool {
-	data, _, err := l.rfs.readFile(real.path)
+	data, _, err := l.rfs.readFile(real.path, "fileSize")
 	if err != nil {
+		if le, ok := l.limitProblem(file, e.from.src, join(e.field, "from"), from, err); ok {
+			l.addLimitProblem(le)
+			return false
+		}
 		l.fail(file, e.from.src, join(e.field, "from"), "from %q: %s", from, problem(err))
 		return false
 	}

@@ -25,6 +25,10 @@ type repoFS struct {
 	fsys     fs.FS
 	resolved map[string]realEntry
 	data     map[string][]byte
+
+	// limits bound each file and everything read together (see Limits).
+	limits *effectiveLimits
+	total  int64
 }
 
 // realEntry is a path with every symbolic link resolved.
@@ -122,8 +126,9 @@ func (r *repoFS) realHops(name string, hops int) (realEntry, error) {
 	return e, nil
 }
 
-// readFile reads a regular file of the repository.
-func (r *repoFS) readFile(name string) ([]byte, realEntry, error) {
+// readFile reads a regular file of the repository of at most the limit
+// named limit (fileSize or documentSize), and counts it against repoSize.
+func (r *repoFS) readFile(name, limit string) ([]byte, realEntry, error) {
 	e, err := r.real(name)
 	if err != nil {
 		return nil, e, err
@@ -134,9 +139,13 @@ func (r *repoFS) readFile(name string) ([]byte, realEntry, error) {
 	if b, ok := r.data[e.path]; ok {
 		return b, e, nil
 	}
-	b, err := fs.ReadFile(r.fsys, e.path)
+	b, err := r.readLimited(e.path, *r.limits.field(limit), limit)
 	if err != nil {
 		return nil, e, err
+	}
+	r.total += int64(len(b))
+	if r.total > r.limits.RepoSize {
+		return nil, e, &fs.PathError{Op: "read", Path: name, Err: &limitError{limit: "repoSize", size: r.total}}
 	}
 	r.data[e.path] = b
 	return b, e, nil

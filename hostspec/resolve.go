@@ -192,7 +192,10 @@ func (r *Repo) Resolve(ctx context.Context, host string, extraLabels map[string]
 	}
 	bucket := Bucket(host)
 	base := r.base(r.matchGroups(host, labels, bucket))
-	spec, errs := r.finalize(host, file, labels, bucket, base, hl)
+	spec, errs := r.finalize(ctx, host, file, labels, bucket, base, hl)
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("resolve host %s: %w", host, err) // a render may have been cut short
+	}
 	if len(errs) > 0 {
 		return nil, errs.err()
 	}
@@ -207,7 +210,7 @@ var emptyLayer = &layer{}
 // finalize lays the host's own layer over the shared base and turns the
 // result into a HostSpec: defaults, checks across layers, rendering and
 // provenance.
-func (r *Repo) finalize(host, file string, labels map[string]string, bucket int, base *mergedState, hl *layer) (*HostSpec, ErrorList) {
+func (r *Repo) finalize(ctx context.Context, host, file string, labels map[string]string, bucket int, base *mergedState, hl *layer) (*HostSpec, ErrorList) {
 	var errs ErrorList
 	fail := func(src Source, field, format string, args ...any) {
 		f := src.File
@@ -251,7 +254,7 @@ func (r *Repo) finalize(host, file string, labels map[string]string, bucket int,
 	// /etc: the base's entries and the host's, both sorted by path, with
 	// the host's entry winning for the same path.
 	items := mergeSorted(base.etcSorted, hl.etc)
-	data := &templateData{Host: templateHost{Name: host, Labels: labels, Bucket: bucket}, Vars: spec.Vars}
+	data := &templateData{Host: templateHost{Name: host, Labels: labels, Bucket: bucket}, Vars: spec.Vars, ctx: ctx, limits: &r.limits}
 	spec.Etc = make([]EtcFile, 0, len(items))
 	for _, it := range items {
 		if conflict := etcConflict(base.etc, hl.etc, it); conflict != nil {

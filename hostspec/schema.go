@@ -19,7 +19,7 @@ import (
 
 // Keys each document and object may hold. Anything else is an error.
 var (
-	fleetKeys     = []string{"apiVersion", "kind", "metadata", "spec", "policy"}
+	fleetKeys     = []string{"apiVersion", "kind", "metadata", "spec", "policy", "limits"}
 	groupKeys     = []string{"apiVersion", "kind", "metadata", "selector", "priority", "spec", "policy"}
 	hostKeys      = []string{"apiVersion", "kind", "metadata", "spec", "policy"}
 	lockKeys      = []string{"apiVersion", "kind", "images"}
@@ -164,6 +164,7 @@ type fleetDoc struct {
 	spec      specDoc
 	policy    Policy
 	policySrc map[string]Source
+	limits    limitsDoc
 }
 
 type groupDoc struct {
@@ -301,6 +302,8 @@ func (d *decoder) fleet(root *yaml.Node) *fleetDoc {
 			doc.spec = d.spec(v, f, true)
 		case "policy":
 			d.policy(v, f, doc)
+		case "limits":
+			doc.limits = d.limits(v, f)
 		}
 	})
 	return doc

@@ -2,6 +2,7 @@ package hostspec
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"regexp"
@@ -25,6 +26,9 @@ type tmpl struct {
 	// YAML file's lines.
 	inline *yaml.Node
 	deps   templateDeps
+	// exec runs the template within a budget; nil for templates that
+	// cannot loop or build strings (see instrument).
+	exec *execPool
 	// sizeHint is the size of the last rendered output.
 	sizeHint atomic.Int64
 }
@@ -34,6 +38,10 @@ type tmpl struct {
 type templateData struct {
 	Host templateHost
 	Vars map[string]any
+
+	// Not visible to templates (unexported): what bounds the render.
+	ctx    context.Context
+	limits *effectiveLimits
 }
 
 type templateHost struct {
@@ -48,29 +56,37 @@ const inlineTemplateName = "inline"
 
 var templateRefRE = regexp.MustCompile(inlineTemplateName + `:\d+(:\d+)?`)
 
-// maxRenderedSize bounds a rendered file so that a runaway template (nested
-// ranges) fails clearly instead of exhausting the agent's memory.
-const maxRenderedSize = 16 << 20
-
 // parseTemplate parses text once; templates are shared by every host.
 func parseTemplate(name, file string, inline *yaml.Node, text []byte) (*tmpl, *Error) {
 	t, err := template.New(name).Funcs(templateFuncs).Option("missingkey=error").Parse(string(text))
 	if err != nil {
 		return nil, templateError(name, file, inline, err)
 	}
-	return &tmpl{t: t, file: file, inline: inline, deps: analyzeTemplate(t)}, nil
+	tm := &tmpl{t: t, file: file, inline: inline, deps: analyzeTemplate(t)}
+	if instrument(t) {
+		tm.exec = &execPool{base: t}
+	}
+	return tm, nil
 }
 
-// render executes the template for one host.
+// render executes the template for one host, within data.limits; the
+// rendered output is at most limits.FileSize (a runaway template fails
+// clearly instead of exhausting memory).
 func (t *tmpl) render(data *templateData) ([]byte, *Error) {
 	// Size the buffer from the last output so that rendering allocates once.
 	buf := bytes.NewBuffer(make([]byte, 0, t.sizeHint.Load()+64))
-	w := &limitedWriter{w: buf, left: maxRenderedSize}
-	if err := t.t.Execute(w, data); err != nil {
+	w := &limitedWriter{w: buf, left: int(data.limits.FileSize)}
+	var err error
+	if t.exec != nil {
+		err = t.exec.execute(data.ctx, w, data, data.limits)
+	} else {
+		err = t.t.Execute(w, data)
+	}
+	if err != nil {
 		if errors.Is(err, errTooLarge) {
-			return nil, &Error{File: t.file, Msg: fmt.Sprintf("rendered template is larger than %d MiB", maxRenderedSize>>20)}
+			return nil, &Error{File: t.file, Limit: "fileSize", Msg: "rendered template is larger than " + data.limits.explain("fileSize")}
 		}
-		return nil, templateError(t.t.Name(), t.file, t.inline, err)
+		return nil, budgetProblem(templateError(t.t.Name(), t.file, t.inline, err), err, data.limits)
 	}
 	t.sizeHint.Store(int64(min(buf.Len(), 1<<20)))
 	return buf.Bytes(), nil

@@ -5,13 +5,14 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/sigstore/sigstore-go/pkg/root"
 	sgverify "github.com/sigstore/sigstore-go/pkg/verify"
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	"github.com/sigstore/sigstore/pkg/signature"
+
+	"github.com/bootsync/bootsync/internal/boundedread"
 )
 
 // trustedKey is one public key the host trusts to sign OS images.
@@ -58,7 +59,7 @@ func newTrustedKey(pub crypto.PublicKey, file string) (*trustedKey, error) {
 // loadKeyFile reads a PEM "PUBLIC KEY" file (cosign.pub, skopeo's .pub,
 // /etc/pki/containers/*.pub).
 func loadKeyFile(path string) (*trustedKey, error) {
-	pemBytes, err := os.ReadFile(path)
+	pemBytes, err := boundedread.ReadFile(path, boundedread.MaxLocalFile)
 	if err != nil {
 		return nil, fmt.Errorf("read signing key %s: %w", path, err)
 	}

@@ -23,6 +23,7 @@ import (
 	etcoverlay "github.com/bootsync/bootsync/apply/etc"
 	"github.com/bootsync/bootsync/gitsource"
 	"github.com/bootsync/bootsync/hostspec"
+	"github.com/bootsync/bootsync/internal/netdeadline"
 	"github.com/bootsync/bootsync/policy"
 	"github.com/bootsync/bootsync/policy/health"
 	"github.com/bootsync/bootsync/registry"
@@ -68,6 +69,12 @@ type Config struct {
 	AllowOtherUpdaters bool
 	// GitRemote labels the management-plane health check (redacted).
 	GitRemote string
+	// NetworkTimeout bounds each phase of a FleetLock request (the Git and
+	// registry clients in Deps have their own).
+	NetworkTimeout time.Duration
+	// LimitCeilings are the most the fleet repository's limits may be
+	// raised to on this host (hostspec.WithLimitCeilings).
+	LimitCeilings hostspec.Limits
 	// Systemctl runs health checks of type systemd.
 	Systemctl string
 	// FaultPoint makes the agent SIGKILL itself when it reaches the named
@@ -109,6 +116,14 @@ type Agent struct {
 	// undeclared is set when the cached spec's host has no file in hosts/.
 	undeclared bool
 
+	// refused remembers the last commit that could not be loaded or
+	// resolved, and why: loading and rendering are deterministic, so
+	// later passes on the same commit report the same error without
+	// spending its budget again, and a new commit (a revert) is tried at
+	// once.
+	refusedCommit string
+	refusedErr    error
+
 	// stopping is closed when the agent is asked to stop (SIGTERM): a pass
 	// waiting for the shutdown its reboot started returns at once.
 	stopping <-chan struct{}
@@ -138,6 +153,9 @@ func New(cfg Config, deps Deps) (*Agent, error) {
 	}
 	if cfg.Systemctl == "" {
 		cfg.Systemctl = "systemctl"
+	}
+	if cfg.NetworkTimeout <= 0 {
+		cfg.NetworkTimeout = netdeadline.Default
 	}
 	if cfg.FaultPoint != "" && !faultPoints[cfg.FaultPoint] {
 		return nil, fmt.Errorf("reconcile: unknown fault point %q", cfg.FaultPoint)
@@ -415,20 +433,9 @@ func (a *Agent) desired(ctx context.Context, j *Journal, arch string) (Desired, 
 	}
 	spec := a.cachedSpec
 	if a.cachedCommit != poll.Commit || spec == nil {
-		repo, err := hostspec.Load(ctx, poll.Revision.FS, hostspec.WithRevision(poll.Commit))
-		if err != nil {
-			return Desired{}, nil, nil, &PassError{Reason: ReasonInvalidRepo, Err: fmt.Errorf("load fleet repository at %s: %w", short(poll.Commit), err)}
+		if spec, err = a.resolveCommit(ctx, poll); err != nil {
+			return Desired{}, nil, nil, err
 		}
-		_, declared := repo.Host(a.cfg.Host)
-		a.undeclared = !declared
-		if a.undeclared {
-			a.log.Warn(undeclaredWarning(a.cfg.Host))
-		}
-		spec, err = repo.Resolve(ctx, a.cfg.Host, a.cfg.Labels)
-		if err != nil {
-			return Desired{}, nil, nil, &PassError{Reason: ReasonInvalidRepo, Err: fmt.Errorf("resolve host %s at %s: %w", a.cfg.Host, short(poll.Commit), err)}
-		}
-		a.cachedCommit, a.cachedSpec = poll.Commit, spec
 	}
 	// The fleet may not loosen the host's own trust: nothing of this
 	// commit is applied if it targets a reserved path.

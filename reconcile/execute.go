@@ -1,9 +1,12 @@
 package reconcile
 
 import (
+	"net/http"
+
 	"context"
 	"errors"
 	"fmt"
+	"github.com/bootsync/bootsync/internal/netdeadline"
 	"os/exec"
 	"strings"
 	"time"
@@ -149,7 +152,8 @@ func (e *execution) fleetlockClient() (*fleetlock.Client, error) {
 	if err != nil {
 		return nil, &PassError{Reason: ReasonFleetLock, Err: err}
 	}
-	c, err := fleetlock.New(fl.URL, fl.Group, id)
+	c, err := fleetlock.New(fl.URL, fl.Group, id, fleetlock.WithTimeout(e.a.cfg.NetworkTimeout),
+		fleetlock.WithHTTPClient(&http.Client{Transport: netdeadline.Transport(e.a.cfg.NetworkTimeout)}))
 	if err != nil {
 		return nil, &PassError{Reason: ReasonFleetLock, Err: err}
 	}

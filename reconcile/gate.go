@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -13,6 +12,8 @@ import (
 	"github.com/bootsync/bootsync/hostspec"
 	"github.com/bootsync/bootsync/policy"
 	"github.com/bootsync/bootsync/policy/window"
+
+	"github.com/bootsync/bootsync/internal/boundedread"
 )
 
 // verifier is the image policy for one spec: the host's trust plus the
@@ -89,7 +90,7 @@ func recordVerdict(res *PassResult, v *policy.Verdict) {
 func (a *Agent) trustFingerprint(spec *hostspec.HostSpec) string {
 	h := sha256.New()
 	for _, k := range a.cfg.SigningKeys {
-		data, _ := os.ReadFile(k)
+		data, _ := boundedread.ReadFile(k, boundedread.MaxLocalFile)
 		fmt.Fprintf(h, "key %s %x\n", filepath.Clean(k), sha256.Sum256(data))
 	}
 	fmt.Fprintf(h, "require %v %v bundles %v\n", a.cfg.RequireSignatures, spec.Policy.RequireSignatures, a.cfg.AcceptBundles)

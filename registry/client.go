@@ -48,6 +48,7 @@ type config struct {
 	transport   http.RoundTripper
 	userAgent   string
 	cacheLimits int
+	netTimeout  time.Duration
 
 	registriesConf *containerstypes.SystemContext
 }
@@ -164,7 +165,7 @@ func New(opts ...Option) (*Client, error) {
 	skipVerify := &sync.Map{}
 	base := cfg.transport
 	if base == nil {
-		base = newSkipVerifyTransport(defaultBaseTransport(), skipVerify)
+		base = newSkipVerifyTransport(defaultBaseTransport(cfg.netTimeout), skipVerify)
 	}
 	rt := transport.NewUserAgent(newRetryingTransport(base, cfg.retry), cfg.userAgent)
 	puller, err := remote.NewPuller(

@@ -7,13 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
+
+	"github.com/bootsync/bootsync/internal/netdeadline"
 )
 
 // RetryPolicy says how a Client retries requests that failed in a way that
@@ -49,24 +50,28 @@ func (p RetryPolicy) validate() error {
 	return nil
 }
 
-// defaultBaseTransport is http.DefaultTransport with a response-header
-// timeout, so a registry that accepts a connection and then stalls costs one
-// attempt rather than the whole operation deadline.
-func defaultBaseTransport() *http.Transport {
-	return &http.Transport{
-		Proxy: http.ProxyFromEnvironment,
-		DialContext: (&net.Dialer{
-			Timeout:   30 * time.Second,
-			KeepAlive: 30 * time.Second,
-		}).DialContext,
-		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          20,
-		MaxIdleConnsPerHost:   10,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   10 * time.Second,
-		ResponseHeaderTimeout: 30 * time.Second,
-		ExpectContinueTimeout: time.Second,
+// WithNetworkTimeout bounds each phase of every request: connecting, the
+// TLS handshake, the response headers and every pause in a body (default
+// netdeadline.Default). A registry that stalls that long is not asked again
+// within the operation: the error says so at once.
+func WithNetworkTimeout(d time.Duration) Option {
+	return func(c *config) error {
+		if d <= 0 {
+			return fmt.Errorf("WithNetworkTimeout: %s is not positive", d)
+		}
+		c.netTimeout = d
+		return nil
 	}
+}
+
+// defaultBaseTransport is http.DefaultTransport with the network timeout
+// on every phase, so a registry that accepts a connection and then stalls
+// costs one timeout rather than the whole operation deadline.
+func defaultBaseTransport(timeout time.Duration) *http.Transport {
+	if timeout <= 0 {
+		timeout = netdeadline.Default
+	}
+	return netdeadline.Transport(timeout)
 }
 
 // newRetryingTransport wraps base in go-retryablehttp with bootsync's retry
@@ -161,6 +166,8 @@ func retryableConnError(err error) bool {
 	switch {
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return false
+	case netdeadline.IsTimeout(err):
+		return false // the registry stalled for a whole network timeout
 	case errors.As(err, &recErr), errors.As(err, &alertErr), errors.As(err, &certErr),
 		errors.As(err, &unkAuth), errors.As(err, &hostErr), errors.As(err, &invErr):
 		return false

@@ -21,6 +21,7 @@ import (
 	"github.com/bootsync/bootsync/apply/bootc"
 	etcoverlay "github.com/bootsync/bootsync/apply/etc"
 	"github.com/bootsync/bootsync/gitsource"
+	"github.com/bootsync/bootsync/internal/boundedread"
 	"github.com/bootsync/bootsync/policy/hostpolicy"
 	"github.com/bootsync/bootsync/reconcile"
 	"github.com/bootsync/bootsync/registry"
@@ -60,9 +61,62 @@ func buildAgent(cfg *Config, log *slog.Logger, metrics *reconcile.Metrics, allow
 	if cfg.Repo.URL == "" {
 		return nil, errors.New("config: repo.url is not set")
 	}
+	gitOpts, err := gitOptions(cfg, allowReset)
+	if err != nil {
+		return nil, err
+	}
+	src, err := gitsource.New(cfg.Repo.URL, gitOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("fleet repository: %w", err)
+	}
+	reg, hostPolicy, err := newImageAccess(cfg)
+	if err != nil {
+		return nil, err
+	}
+	drv, err := bootc.New(bootc.WithPath(cfg.Bootc.Path))
+	if err != nil {
+		return nil, fmt.Errorf("bootc: %w", err)
+	}
+	etcw, err := newEtcWriter(cfg)
+	if err != nil {
+		return nil, err
+	}
+	clock, err := testClock()
+	if err != nil {
+		return nil, err
+	}
+	ceilings, err := cfg.Limits.ceilings()
+	if err != nil {
+		return nil, err
+	}
+	return reconcile.New(reconcile.Config{
+		Host:               cfg.Host.Name,
+		Labels:             cfg.Host.Labels,
+		StateDir:           cfg.StateDir,
+		Root:               cfg.Root,
+		RebootCommand:      cfg.Reboot.Command,
+		SigningKeys:        cfg.Trust.SigningKeys,
+		RequireSignatures:  cfg.Trust.RequireSignatures,
+		AllowedRegistries:  cfg.Trust.Registries,
+		AcceptBundles:      cfg.Trust.AcceptBundles,
+		ReservedPaths:      cfg.namedFiles(),
+		AllowReserved:      cfg.Etc.AllowReserved,
+		AllowOtherUpdaters: cfg.Agent.AllowOtherUpdaters,
+		GitRemote:          cfg.Repo.URL,
+		NetworkTimeout:     cfg.Network.Timeout,
+		LimitCeilings:      ceilings,
+		FaultPoint:         os.Getenv("BOOTSYNC_FAULT_POINT"),
+		Clock:              clock,
+		Logger:             log,
+	}, reconcile.Deps{Source: src, Registry: reg, Bootc: drv, Etc: etcw, Metrics: metrics, HostPolicy: hostPolicyGate{hostPolicy}})
+}
+
+// gitOptions are the fleet repository's options from the host config.
+func gitOptions(cfg *Config, allowReset string) ([]gitsource.Option, error) {
 	gitOpts := []gitsource.Option{
 		gitsource.WithCacheDir(filepath.Join(cfg.StateDir, "git")),
 		gitsource.WithRef(cfg.Repo.Ref),
+		gitsource.WithNetworkTimeout(cfg.Network.Timeout),
 	}
 	if cfg.Repo.Path != "" {
 		gitOpts = append(gitOpts, gitsource.WithSubPath(cfg.Repo.Path))
@@ -86,7 +140,7 @@ func buildAgent(cfg *Config, log *slog.Logger, metrics *reconcile.Metrics, allow
 	if len(cfg.Trust.CommitKeys) > 0 {
 		keys := make([]string, 0, len(cfg.Trust.CommitKeys))
 		for _, f := range cfg.Trust.CommitKeys {
-			b, err := os.ReadFile(f)
+			b, err := boundedread.ReadFile(f, boundedread.MaxLocalFile)
 			if err != nil {
 				return nil, fmt.Errorf("config trust.commitKeys: %w", err)
 			}
@@ -100,51 +154,14 @@ func buildAgent(cfg *Config, log *slog.Logger, metrics *reconcile.Metrics, allow
 	if allowReset != "" {
 		gitOpts = append(gitOpts, gitsource.WithAllowReset(allowReset))
 	}
-	src, err := gitsource.New(cfg.Repo.URL, gitOpts...)
-	if err != nil {
-		return nil, fmt.Errorf("fleet repository: %w", err)
-	}
-	reg, hostPolicy, err := newImageAccess(cfg)
-	if err != nil {
-		return nil, err
-	}
-	drv, err := bootc.New(bootc.WithPath(cfg.Bootc.Path))
-	if err != nil {
-		return nil, fmt.Errorf("bootc: %w", err)
-	}
-	etcw, err := newEtcWriter(cfg)
-	if err != nil {
-		return nil, err
-	}
-	clock, err := testClock()
-	if err != nil {
-		return nil, err
-	}
-	return reconcile.New(reconcile.Config{
-		Host:               cfg.Host.Name,
-		Labels:             cfg.Host.Labels,
-		StateDir:           cfg.StateDir,
-		Root:               cfg.Root,
-		RebootCommand:      cfg.Reboot.Command,
-		SigningKeys:        cfg.Trust.SigningKeys,
-		RequireSignatures:  cfg.Trust.RequireSignatures,
-		AllowedRegistries:  cfg.Trust.Registries,
-		AcceptBundles:      cfg.Trust.AcceptBundles,
-		ReservedPaths:      cfg.namedFiles(),
-		AllowReserved:      cfg.Etc.AllowReserved,
-		AllowOtherUpdaters: cfg.Agent.AllowOtherUpdaters,
-		GitRemote:          cfg.Repo.URL,
-		FaultPoint:         os.Getenv("BOOTSYNC_FAULT_POINT"),
-		Clock:              clock,
-		Logger:             log,
-	}, reconcile.Deps{Source: src, Registry: reg, Bootc: drv, Etc: etcw, Metrics: metrics, HostPolicy: hostPolicyGate{hostPolicy}})
+	return gitOpts, nil
 }
 
 // newImageAccess is the registry client, following the host's
 // registries.conf, and the host's containers policy.
 func newImageAccess(cfg *Config) (*registry.Client, *hostpolicy.Checker, error) {
 	reg, err := registry.New(registry.WithAuthRoot(cfg.Root), registry.WithInsecureRegistries(cfg.Registry.Insecure...),
-		registry.WithRegistriesConf(cfg.Root))
+		registry.WithRegistriesConf(cfg.Root), registry.WithNetworkTimeout(cfg.Network.Timeout))
 	if err != nil {
 		return nil, nil, fmt.Errorf("registry client: %w", err)
 	}

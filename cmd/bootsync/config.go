@@ -18,6 +18,8 @@ import (
 	"gopkg.in/yaml.v3"
 
 	etcoverlay "github.com/bootsync/bootsync/apply/etc"
+	"github.com/bootsync/bootsync/internal/boundedread"
+	"github.com/bootsync/bootsync/internal/netdeadline"
 )
 
 // Config files, lowest precedence first. The image ships the defaults; the
@@ -44,6 +46,8 @@ type Config struct {
 	Metrics  MetricsConfig  `mapstructure:"metrics" yaml:"metrics"`
 	Etc      EtcConfig      `mapstructure:"etc" yaml:"etc"`
 	Agent    AgentConfig    `mapstructure:"agent" yaml:"agent"`
+	Network  NetworkConfig  `mapstructure:"network" yaml:"network"`
+	Limits   LimitsConfig   `mapstructure:"limits" yaml:"limits"`
 
 	// files are the configuration files that were read.
 	files []string
@@ -156,6 +160,12 @@ func defaultConfig() map[string]any {
 		"metrics.address":                 "127.0.0.1:9469",
 		"etc.allowReserved":               []string{},
 		"agent.allowOtherUpdaters":        false,
+		"network.timeout":                 netdeadline.Default.String(),
+		"limits.fileSize":                 "",
+		"limits.documentSize":             "",
+		"limits.repoSize":                 "",
+		"limits.templateSteps":            "",
+		"limits.templateMemory":           "",
 	}
 }
 
@@ -187,7 +197,7 @@ func loadConfig(hostFile string, flags []configFlag) (*Config, error) {
 	}
 	var read []string
 	for _, f := range files {
-		data, err := os.ReadFile(f.path)
+		data, err := boundedread.ReadFile(f.path, boundedread.MaxLocalFile)
 		if errors.Is(err, fs.ErrNotExist) && !f.required {
 			continue
 		}
@@ -280,6 +290,9 @@ func (c *Config) validate() error {
 	}
 	if len(c.Reboot.Command) == 0 {
 		return fmt.Errorf("config: reboot.command must not be empty")
+	}
+	if err := c.validateBudgets(); err != nil {
+		return err
 	}
 	if c.Host.Name == "" {
 		name, err := os.Hostname()

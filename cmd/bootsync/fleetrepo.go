@@ -29,6 +29,7 @@ type repoFlags struct {
 	usernameFile string
 	passwordFile string
 	caFile       string
+	budget       budgetFlags
 
 	mu     sync.Mutex
 	mirror *gitsource.Local // the clone of a Git URL, made once per command
@@ -43,6 +44,7 @@ func (f *repoFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.usernameFile, "git-username-file", "", "with a Git URL: file holding the user name")
 	fl.StringVar(&f.passwordFile, "git-password-file", "", "with a Git URL: file holding the password or token")
 	fl.StringVar(&f.caFile, "git-ca-file", "", "with a Git URL: extra CA certificates (PEM) for https")
+	f.budget.register(fl)
 }
 
 // isGitURL tells a remote repository from a directory: a URL scheme, or
@@ -70,7 +72,7 @@ func (f *repoFlags) remote(ctx context.Context) (*gitsource.Local, error) {
 		}
 		dir = filepath.Join(base, "bootsync", "repos")
 	}
-	var opts []gitsource.Option
+	opts := []gitsource.Option{gitsource.WithNetworkTimeout(f.budget.netTimeout)}
 	if f.allowHTTP {
 		opts = append(opts, gitsource.WithAllowHTTP())
 	}
@@ -103,7 +105,11 @@ func (f *repoFlags) openRevision(ctx context.Context, rev string) (*fleetRevisio
 	if err != nil {
 		return nil, err
 	}
-	var opts []hostspec.LoadOption
+	ceilings, err := f.budget.ceilings()
+	if err != nil {
+		return nil, err
+	}
+	opts := []hostspec.LoadOption{hostspec.WithLimitCeilings(ceilings)}
 	if name != workingTree {
 		opts = append(opts, hostspec.WithRevision(name))
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/bootsync/bootsync/internal/netdeadline"
 	"github.com/bootsync/bootsync/policy"
 	"github.com/bootsync/bootsync/policy/hostpolicy"
 	"github.com/bootsync/bootsync/registry"
@@ -53,7 +54,7 @@ reached).`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			ref := args[0]
-			cfg, err := loadConfig(configFile, nil)
+			cfg, err := loadConfig(configFile, []configFlag{{key: "network.timeout", flag: cmd.Flags().Lookup("network-timeout")}})
 			if err != nil {
 				return &exitError{code: 2, err: err}
 			}
@@ -65,7 +66,7 @@ reached).`,
 			}
 			pinned := ""
 			if repoDir != "" {
-				rf := repoFlags{repo: repoDir}
+				rf := repoFlags{repo: repoDir, budget: budgetFlags{netTimeout: cfg.Network.Timeout}}
 				r, err := rf.openRevision(ctx, "")
 				if err != nil {
 					return &exitError{code: 2, err: err}
@@ -88,6 +89,7 @@ reached).`,
 	cmd.Flags().StringVar(&configFile, "config", "", "host config file (default /etc/bootsync/config.yaml)")
 	cmd.Flags().StringVar(&repoDir, "repo", "", "fleet repository whose policy and bootsync.lock apply too")
 	cmd.Flags().StringSliceVar(&insecure, "insecure-registry", nil, "registry host:port reached over plain HTTP (test registries only)")
+	cmd.Flags().Duration("network-timeout", netdeadline.Default, "bound on each phase of a registry request (config network.timeout)")
 	cmd.Flags().BoolVar(&noBundles, "no-bundles", false, "accept only tag-based signatures, the format bootc's own policy can check")
 	return cmd
 }
@@ -96,7 +98,7 @@ reached).`,
 // evaluates the host's containers policy for the same digest, printing both.
 func runImageVerify(cmd *cobra.Command, cfg *Config, v *policy.Verifier, ref, pinned string, allInsecure []string) error {
 	out := cmd.OutOrStdout()
-	clientOpts := []registry.Option{registry.WithInsecureRegistries(allInsecure...)}
+	clientOpts := []registry.Option{registry.WithInsecureRegistries(allInsecure...), registry.WithNetworkTimeout(cfg.Network.Timeout)}
 	if cfg.Root != "" {
 		clientOpts = append(clientOpts, registry.WithAuthRoot(cfg.Root), registry.WithRegistriesConf(cfg.Root))
 	}

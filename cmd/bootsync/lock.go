@@ -48,7 +48,7 @@ and exits 1 when the lock is not up to date (for CI). Exit status 2 on trouble.`
 			// Through the registries.conf mirrors this machine's podman,
 			// skopeo and bootc use (CONTAINERS_REGISTRIES_CONF points
 			// elsewhere).
-			client, err := registry.New(registry.WithInsecureRegistries(insecure...), registry.WithRegistriesConf("/"))
+			client, err := registry.New(registry.WithInsecureRegistries(insecure...), registry.WithRegistriesConf("/"), registry.WithNetworkTimeout(rf.budget.netTimeout))
 			if err != nil {
 				return &exitError{code: 2, err: err}
 			}

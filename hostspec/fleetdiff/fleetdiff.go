@@ -98,6 +98,15 @@ type FileChange struct {
 	Diff string `json:"diff"`
 	// Source is where the head (or, for removals, base) version comes from.
 	Source hostspec.Source `json:"source"`
+	// Omitted says why Diff is only a summary (sizes and digests):
+	// OmittedSize or OmittedReportLimit; empty when the diff is shown.
+	Omitted string `json:"omitted,omitempty"`
+	// BaseSize and HeadSize are the sizes of the two versions, given when
+	// the diff is omitted.
+	BaseSize int64 `json:"baseSize,omitempty"`
+	HeadSize int64 `json:"headSize,omitempty"`
+
+	baseLen, headLen int64 // the sizes, for a summary made after the diff
 }
 
 // SettingChange is a changed value outside /etc: a health check, an update
@@ -117,6 +126,11 @@ type Options struct {
 	HostGlob string
 	// Workers bounds parallel rendering; 0 means GOMAXPROCS.
 	Workers int
+	// InlineLimit is the largest file shown as a line diff (0:
+	// DefaultInlineLimit); ReportLimit bounds the diff text of the whole
+	// report (0: DefaultReportLimit). Beyond them, changes are summarised
+	// by size and digest.
+	InlineLimit, ReportLimit int64
 }
 
 // Revision is one side of a comparison.
@@ -136,10 +150,12 @@ func Compare(ctx context.Context, base, head Revision, opts Options) (*Report, e
 		}
 	}
 	names := unionHosts(base.Repo.HostNames(), head.Repo.HostNames(), opts.HostGlob)
-	changes, err := compareAll(ctx, base, head, names, opts.Workers)
+	budget := &diffBudget{inline: opts.InlineLimit, report: opts.ReportLimit}
+	changes, err := compareAll(ctx, base, head, names, opts.Workers, budget)
 	if err != nil {
 		return nil, err
 	}
+	budget.trimReport(changes)
 	rep := &Report{Schema: SchemaVersion, Base: base.Name, Head: head.Name, Hosts: []HostChange{}}
 	rep.Summary.Total = len(names)
 	for _, hc := range changes {
@@ -192,7 +208,7 @@ func unionHosts(a, b []string, glob string) []string {
 // compareAll renders every host at both revisions and compares it at
 // once, so that only the changes are kept: memory stays proportional to
 // what changed, not to the fleet.
-func compareAll(ctx context.Context, base, head Revision, names []string, workers int) ([]*HostChange, error) {
+func compareAll(ctx context.Context, base, head Revision, names []string, workers int, budget *diffBudget) ([]*HostChange, error) {
 	declared := func(repo *hostspec.Repo) map[string]bool {
 		m := make(map[string]bool)
 		for _, n := range repo.HostNames() {
@@ -211,7 +227,7 @@ func compareAll(ctx context.Context, base, head Revision, names []string, worker
 	for range workers {
 		wg.Go(func() {
 			for i := range next {
-				out[i], errs[i] = compareOne(ctx, base, head, names[i], inBase[names[i]], inHead[names[i]])
+				out[i], errs[i] = compareOne(ctx, base, head, names[i], inBase[names[i]], inHead[names[i]], budget)
 			}
 		})
 	}
@@ -234,7 +250,7 @@ func compareAll(ctx context.Context, base, head Revision, names []string, worker
 	return out, nil
 }
 
-func compareOne(ctx context.Context, base, head Revision, name string, inBase, inHead bool) (*HostChange, error) {
+func compareOne(ctx context.Context, base, head Revision, name string, inBase, inHead bool, budget *diffBudget) (*HostChange, error) {
 	var b, h *hostspec.HostSpec
 	var err error
 	if inBase {
@@ -247,10 +263,10 @@ func compareOne(ctx context.Context, base, head Revision, name string, inBase, i
 			return nil, fmt.Errorf("render host %s at %s: %w", name, head.Name, err)
 		}
 	}
-	return compareHost(name, b, h), nil
+	return compareHost(name, b, h, budget), nil
 }
 
-func compareHost(name string, base, head *hostspec.HostSpec) *HostChange {
+func compareHost(name string, base, head *hostspec.HostSpec, budget *diffBudget) *HostChange {
 	hc := &HostChange{Host: name, BaseGroups: []string{}, HeadGroups: []string{}, Files: []FileChange{}, Settings: []SettingChange{}}
 	switch {
 	case base == nil && head == nil:
@@ -271,7 +287,7 @@ func compareHost(name string, base, head *hostspec.HostSpec) *HostChange {
 	if ic := compareImage(base, head); ic != nil {
 		hc.Image = ic
 	}
-	hc.Files = compareFiles(etcOf(base), etcOf(head))
+	hc.Files = compareFiles(etcOf(base), etcOf(head), budget)
 	if hc.Status == StatusModified && !sameSettings(base, head) {
 		// An added or removed host changes in every setting; listing them
 		// all would bury the image and files.
@@ -308,7 +324,7 @@ func etcOf(s *hostspec.HostSpec) []hostspec.EtcFile {
 	return s.Etc
 }
 
-func compareFiles(base, head []hostspec.EtcFile) []FileChange {
+func compareFiles(base, head []hostspec.EtcFile, budget *diffBudget) []FileChange {
 	byPath := func(fs []hostspec.EtcFile) map[string]*hostspec.EtcFile {
 		m := make(map[string]*hostspec.EtcFile, len(fs))
 		for i := range fs {
@@ -353,7 +369,7 @@ func compareFiles(base, head []hostspec.EtcFile) []FileChange {
 			fc.HeadSHA256, fc.HeadMeta, hcont = h.SHA256, meta(h), h.Content
 		}
 		if fc.BaseSHA256 != fc.HeadSHA256 {
-			fc.Diff = UnifiedDiff(p, bc, hcont, b != nil, h != nil)
+			budget.fileDiff(&fc, bc, hcont, b != nil, h != nil)
 		}
 		out = append(out, fc)
 	}
@@ -372,9 +388,7 @@ func meta(f *hostspec.EtcFile) string {
 	return fmt.Sprintf("%s %s:%s", f.Mode, f.Owner, f.Group)
 }
 
-// UnifiedDiff is a diff -u of a file's two versions; hasBase and hasHead
-// say whether each side exists (a missing side is /dev/null).
-func UnifiedDiff(p string, base, head []byte, hasBase, hasHead bool) string {
+func unifiedDiff(p string, base, head []byte, hasBase, hasHead bool) string {
 	if !isText(base) || !isText(head) {
 		return "Binary files differ\n"
 	}

@@ -219,8 +219,8 @@ type requestBody struct {
 // maxErrorBody bounds how much of a refusal is read.
 const maxErrorBody = 64 << 10
 
-func (c *Client) post(ctx context.Context, op, endpoint string) error {
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+func (c *Client) post(parent context.Context, op, endpoint string) error {
+	ctx, cancel := context.WithTimeout(parent, c.timeout)
 	defer cancel()
 	body, err := json.Marshal(requestBody{ClientParams: clientParams{ID: c.id, Group: c.group}})
 	if err != nil {
@@ -238,6 +238,10 @@ func (c *Client) post(ctx context.Context, op, endpoint string) error {
 		var uerr *url.Error
 		if errors.As(err, &uerr) {
 			err = uerr.Err
+		}
+		var nerr net.Error
+		if parent.Err() == nil && (ctx.Err() != nil || errors.As(err, &nerr) && nerr.Timeout()) {
+			err = fmt.Errorf("the server did not answer within %s: %w", c.timeout, err)
 		}
 		return fmt.Errorf("fleetlock %s at %s: %w", op, endpoint, err)
 	}

@@ -6,9 +6,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/bootsync/bootsync/internal/boundedread"
 )
 
 // AppID is bootsync's application UUID for app-specific machine ids
@@ -25,7 +26,7 @@ var AppID = [16]byte{0x81, 0x9f, 0x4c, 0x67, 0xfb, 0x34, 0x48, 0xb3, 0x8f, 0xa8,
 // prints there.
 func MachineID(root string) (string, error) {
 	path := filepath.Join(root, "etc", "machine-id")
-	raw, err := os.ReadFile(path)
+	raw, err := boundedread.ReadFile(path, 4096)
 	if err != nil {
 		return "", fmt.Errorf("read machine id: %w", err)
 	}

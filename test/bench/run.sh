@@ -3,7 +3,7 @@
 # baseline measured in the same run (the git CLI, process start-up, ...).
 set -euo pipefail
 cd "$(dirname "$0")"
-for script in diff.sh render/run.sh git.sh agent.sh; do
+for script in diff.sh render/run.sh git.sh agent.sh budgets.sh; do
   [ -x "$script" ] || continue
   echo "== test/bench/$script"
   "./$script"
