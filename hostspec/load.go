@@ -16,6 +16,7 @@ type LoadOption func(*loadConfig) error
 type loadConfig struct {
 	revision string
 	ceilings Limits
+	keepHost func(name string) bool // nil: every host file is decoded
 }
 
 // WithRevision records rev (normally the commit id the tree was read from)
@@ -68,6 +69,10 @@ type loader struct {
 	templateErrs map[string]bool
 	hkeys        map[string]*healthKeys
 	limits       effectiveLimits
+	// viaLink is set when a document's path goes through a symbolic link.
+	viaLink bool
+	// reads collects the paths read by the layer being prepared.
+	reads []string
 	// repoSizeReported is set once the repository went over
 	// limits.repoSize: that is reported once, not for every later file.
 	repoSizeReported bool
@@ -89,10 +94,14 @@ type source struct {
 
 func (l *loader) load(cfg loadConfig) (*Repo, error) {
 	sources := l.readFleet(cfg.ceilings)
+	var skipped []string
 	for _, dir := range []struct{ dir, kind string }{{GroupsDir, KindGroup}, {HostsDir, KindHost}} {
 		files, err := l.yamlFiles(dir.dir)
 		if err != nil {
 			return nil, err
+		}
+		if dir.kind == KindHost && cfg.keepHost != nil {
+			files, skipped = splitHostFiles(files, cfg.keepHost)
 		}
 		for _, f := range files {
 			if err := l.ctx.Err(); err != nil {
@@ -112,6 +121,12 @@ func (l *loader) load(cfg loadConfig) (*Repo, error) {
 	}
 
 	repo := &Repo{revision: cfg.revision, hosts: map[string]*Host{}, bases: map[string]*mergedState{}, limits: l.limits}
+	repo.partial = cfg.keepHost != nil
+	repo.viaLink = l.viaLink
+	repo.skipped = make(map[string]bool, len(skipped))
+	for _, name := range skipped {
+		repo.skipped[name] = true
+	}
 	names := &declaredNames{hosts: map[string]string{}, groups: map[string]Source{}}
 	for _, s := range sources {
 		if err := l.ctx.Err(); err != nil {
@@ -130,8 +145,11 @@ func (l *loader) load(cfg loadConfig) (*Repo, error) {
 	slices.SortFunc(repo.groups, func(a, b *Group) int {
 		return cmp.Or(cmp.Compare(a.Priority, b.Priority), strings.Compare(a.Name, b.Name))
 	})
-	repo.names = make([]string, 0, len(repo.hosts))
+	repo.names = make([]string, 0, len(repo.hosts)+len(repo.skipped))
 	for n := range repo.hosts {
+		repo.names = append(repo.names, n)
+	}
+	for n := range repo.skipped {
 		repo.names = append(repo.names, n)
 	}
 	slices.Sort(repo.names)

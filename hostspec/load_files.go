@@ -32,7 +32,10 @@ func (l *loader) readFleet(ceilings Limits) []*source {
 // readYAML reads a document file, recording problems; a missing file is
 // returned as fs.ErrNotExist without a problem (the caller decides).
 func (l *loader) readYAML(name string) ([]byte, error) {
-	data, _, err := l.rfs.readFile(name, "documentSize")
+	data, e, err := l.rfs.readFile(name, "documentSize")
+	if err == nil && e.path != name {
+		l.viaLink = true
+	}
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) && !errors.Is(err, errSymlinkEscapes) {
 			return nil, err
@@ -74,6 +77,9 @@ func (l *loader) yamlFiles(dir string) ([]string, error) {
 			l.errs = append(l.errs, &Error{File: dir, Msg: "cannot read: " + problem(err)})
 			return nil
 		}
+		if real.path != dir {
+			l.viaLink = true
+		}
 		entries, err := fs.ReadDir(l.rfs.fsys, real.path)
 		if err != nil {
 			l.errs = append(l.errs, &Error{File: dir, Msg: "cannot list: " + problem(err)})
@@ -98,6 +104,9 @@ func (l *loader) yamlFiles(dir string) ([]string, error) {
 					return err
 				}
 			case strings.HasSuffix(de.Name(), ".yaml"):
+				if de.Type()&fs.ModeSymlink != 0 {
+					l.viaLink = true
+				}
 				out = append(out, name)
 			case strings.HasSuffix(de.Name(), ".yml"):
 				l.errs = append(l.errs, &Error{File: name, Msg: "rename to .yaml: only *.yaml files are read"})

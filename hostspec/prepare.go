@@ -16,6 +16,9 @@ type layer struct {
 	etc    []*etcItem     // one per target path, sorted by path
 	health []*healthEntry // sorted by name
 	update updatePatch
+	// reads are the repository paths the layer's `from:` entries name and
+	// the real paths they resolved to (see Repo.HostsReading).
+	reads []string
 }
 
 // etcItem is one target path of a layer.
@@ -53,6 +56,8 @@ func (l *loader) prepareOnly(doc any) {
 // name the same path.
 func (l *loader) prepare(file string, s *specDoc) *layer {
 	ly := &layer{image: s.image, vars: s.vars, update: s.update}
+	l.reads = nil
+	defer func() { ly.reads = l.reads }()
 	// The decoded document stays as it is (it may be shared); the layer's
 	// checks are copies that carry their provenance keys.
 	ly.health = make([]*healthEntry, len(s.health))
@@ -150,7 +155,11 @@ func (l *loader) prepareEtc(file string, e *etcEntry, add func(*etcItem)) {
 func (l *loader) prepareFrom(file string, e *etcEntry, base etcItem, add func(*etcItem)) {
 	from := e.from.v
 	fromField := join(e.field, "from")
+	l.reads = append(l.reads, from)
 	real, err := l.rfs.real(from)
+	if err == nil {
+		l.reads = append(l.reads, real.path)
+	}
 	if err != nil {
 		l.fail(file, e.from.src, fromField, "from %q: %s", from, problem(err))
 		return
@@ -166,6 +175,7 @@ func (l *loader) prepareFrom(file string, e *etcEntry, base etcItem, add func(*e
 			return
 		}
 		for _, f := range files {
+			l.reads = append(l.reads, f.real.path)
 			it := base
 			it.path = path.Join(target, f.rel)
 			it.explicit = false

@@ -19,6 +19,13 @@ type Repo struct {
 	images   []string
 	limits   effectiveLimits
 
+	// partial is set when Load decoded only some host files
+	// (WithHostFiles); skipped are the hosts whose files it only listed.
+	partial bool
+	skipped map[string]bool
+	// viaLink: a document was read through a symbolic link.
+	viaLink bool
+
 	// bases caches the fleet and groups merged for one set of matching
 	// groups: hosts that match the same groups share it, so resolving a
 	// host only lays the host's own file on top.
@@ -94,9 +101,11 @@ func (r *Repo) HostNames() []string { return slices.Clone(r.names) }
 
 // Hosts returns the hosts declared in hosts/, sorted by name.
 func (r *Repo) Hosts() []*Host {
-	out := make([]*Host, len(r.names))
-	for i, n := range r.names {
-		out[i] = r.hosts[n]
+	out := make([]*Host, 0, len(r.names))
+	for _, n := range r.names {
+		if h, ok := r.hosts[n]; ok {
+			out = append(out, h)
+		}
 	}
 	return out
 }

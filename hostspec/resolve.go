@@ -135,6 +135,9 @@ func (r *Repo) Resolve(ctx context.Context, host string, extraLabels map[string]
 	if msg := checkName(host); msg != "" {
 		return nil, fmt.Errorf("resolve host: %s", msg)
 	}
+	if r.skipped[host] {
+		return nil, fmt.Errorf("resolve host %s: its file was not loaded (the repository was loaded for other hosts)", host)
+	}
 	h, declared := r.hosts[host]
 	labels := make(map[string]string, len(extraLabels)+4)
 	maps.Copy(labels, extraLabels)

@@ -142,14 +142,22 @@ func Compare(ctx context.Context, base, head Revision, opts Options) (*Report, e
 		}
 	}
 	names := unionHosts(base.Repo.HostNames(), head.Repo.HostNames(), opts.HostGlob)
+	return compareHosts(ctx, base, head, names, names, opts)
+}
+
+// compareHosts renders the hosts in render (sorted) at both revisions and
+// reports them; the other hosts of names, all the hosts there are, count
+// as unchanged.
+func compareHosts(ctx context.Context, base, head Revision, names, render []string, opts Options) (*Report, error) {
 	budget := &diffBudget{inline: opts.InlineLimit, report: opts.ReportLimit}
-	changes, err := compareAll(ctx, base, head, names, opts.Workers, budget)
+	changes, err := compareAll(ctx, base, head, render, opts.Workers, budget)
 	if err != nil {
 		return nil, err
 	}
 	budget.trimReport(changes)
 	rep := &Report{Schema: SchemaVersion, Base: base.Name, Head: head.Name, Hosts: []HostChange{}}
 	rep.Summary.Total = len(names)
+	rep.Summary.Unchanged = len(names) - len(render)
 	for _, hc := range changes {
 		if hc == nil {
 			rep.Summary.Unchanged++
