@@ -404,3 +404,10 @@ func (f *TreeFS) Subtree(dir string) (*TreeFS, error) {
 	}
 	return &TreeFS{objects: f.objects, root: n.tree, modTime: f.modTime, trees: f.trees}, nil
 }
+
+// ObjectID identifies the entry's content as Git does: its mode and object
+// hash ("0100644 <sha1>"), so that two trees can be compared without
+// reading the files (a tree's ID covers everything below it).
+func (e treeDirEntry) ObjectID() string {
+	return e.node.entry.Mode.String() + " " + e.node.entry.Hash.String()
+}

@@ -101,23 +101,15 @@ type fleetRevision struct {
 // files on disk (the working tree), so a PR checkout can be checked before
 // it is committed.
 func (f *repoFlags) openRevision(ctx context.Context, rev string) (*fleetRevision, error) {
-	fsys, name, err := f.revisionFS(ctx, rev)
+	side, err := f.revisionSide(ctx, rev)
 	if err != nil {
 		return nil, err
 	}
-	ceilings, err := f.budget.ceilings()
+	repo, err := side.Load(ctx)
 	if err != nil {
 		return nil, err
 	}
-	opts := []hostspec.LoadOption{hostspec.WithLimitCeilings(ceilings)}
-	if name != workingTree {
-		opts = append(opts, hostspec.WithRevision(name))
-	}
-	repo, err := hostspec.Load(ctx, fsys, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("load fleet repository %s at %s: %w", gitsource.Redact(f.repo), name, err)
-	}
-	return &fleetRevision{Name: name, FS: fsys, Repo: repo}, nil
+	return &fleetRevision{Name: side.Name, FS: side.FS, Repo: repo}, nil
 }
 
 func (f *repoFlags) revisionFS(ctx context.Context, rev string) (fs.FS, string, error) {
