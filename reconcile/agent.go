@@ -20,7 +20,7 @@ import (
 	"time"
 
 	"github.com/bootsync/bootsync/apply/bootc"
-	etcoverlay "github.com/bootsync/bootsync/apply/etc"
+	"github.com/bootsync/bootsync/apply/etcoverlay"
 	"github.com/bootsync/bootsync/gitsource"
 	"github.com/bootsync/bootsync/hostspec"
 	"github.com/bootsync/bootsync/internal/netdeadline"

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/bootsync/bootsync/apply/bootc"
-	etcoverlay "github.com/bootsync/bootsync/apply/etc"
+	"github.com/bootsync/bootsync/apply/etcoverlay"
 	"github.com/bootsync/bootsync/hostspec"
 	"github.com/bootsync/bootsync/policy/fleetlock"
 	"github.com/bootsync/bootsync/policy/health"

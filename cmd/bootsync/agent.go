@@ -19,7 +19,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/bootsync/bootsync/apply/bootc"
-	etcoverlay "github.com/bootsync/bootsync/apply/etc"
+	"github.com/bootsync/bootsync/apply/etcoverlay"
 	"github.com/bootsync/bootsync/gitsource"
 	"github.com/bootsync/bootsync/internal/boundedread"
 	"github.com/bootsync/bootsync/policy/hostpolicy"
