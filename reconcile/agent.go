@@ -16,13 +16,13 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"syscall"
 	"time"
 
 	"github.com/bootsync/bootsync/apply/bootc"
 	"github.com/bootsync/bootsync/apply/etcoverlay"
 	"github.com/bootsync/bootsync/gitsource"
 	"github.com/bootsync/bootsync/hostspec"
+	"github.com/bootsync/bootsync/internal/faultpoint"
 	"github.com/bootsync/bootsync/internal/netdeadline"
 	"github.com/bootsync/bootsync/policy"
 	"github.com/bootsync/bootsync/policy/health"
@@ -157,8 +157,11 @@ func New(cfg Config, deps Deps) (*Agent, error) {
 	if cfg.NetworkTimeout <= 0 {
 		cfg.NetworkTimeout = netdeadline.Default
 	}
-	if cfg.FaultPoint != "" && !faultPoints[cfg.FaultPoint] {
-		return nil, fmt.Errorf("reconcile: unknown fault point %q", cfg.FaultPoint)
+	if cfg.FaultPoint != "" {
+		if !faultPoints[cfg.FaultPoint] {
+			return nil, fmt.Errorf("reconcile: unknown fault point %q", cfg.FaultPoint)
+		}
+		faultpoint.KillAt(cfg.FaultPoint)
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -608,14 +611,8 @@ var faultPoints = map[string]bool{
 	"before-verify": true, "after-verify": true,
 }
 
-// fault kills the process at the configured point, the way power loss
-// would: no deferred function runs.
-func (a *Agent) fault(point string) {
-	if a.cfg.FaultPoint == point {
-		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
-		select {} // the signal is delivered asynchronously
-	}
-}
+// fault marks a point at which BOOTSYNC_FAULT_POINT can kill the agent.
+func (a *Agent) fault(point string) { faultpoint.Reach(point) }
 
 func undeclaredWarning(host string) string {
 	return "host " + host + " has no file hosts/" + host + ".yaml in the fleet repository: it gets the fleet defaults and the groups that match its name (check host.name)"

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/bootsync/bootsync/hostspec"
+	"github.com/bootsync/bootsync/internal/faultpoint"
 	"github.com/bootsync/bootsync/internal/filelock"
 )
 
@@ -200,7 +201,7 @@ func (w *Writer) saveManifest(ctx context.Context, m *manifest) error {
 	if err := renameio.WriteFile(w.manifestPath(), data, 0o600, renameio.WithTempDir(w.stateDir)); err != nil {
 		return fmt.Errorf("write manifest %s: %w", w.manifestPath(), err)
 	}
-	crashPoint("manifest-renamed")
+	faultpoint.Reach("manifest-renamed")
 	if err := syncDir(w.stateDir); err != nil {
 		return fmt.Errorf("write manifest %s: %w", w.manifestPath(), err)
 	}
@@ -224,7 +225,7 @@ func (w *Writer) saveOriginal(ctx context.Context, sha string, content []byte) e
 	if err := renameio.WriteFile(p, content, 0o600, renameio.WithTempDir(dir)); err != nil {
 		return err
 	}
-	crashPoint("original-renamed")
+	faultpoint.Reach("original-renamed")
 	if err := syncDir(dir); err != nil {
 		return err
 	}

@@ -331,16 +331,6 @@ type ManagedFile struct {
 	Interrupted bool `json:"interrupted,omitempty"`
 }
 
-// crashHook, when set (by tests only), is called at every step of Apply and
-// RunOnChange where a crash must not lose anything.
-var crashHook func(step string)
-
-func crashPoint(step string) {
-	if crashHook != nil {
-		crashHook(step)
-	}
-}
-
 // checkTarget validates a spec path and returns it relative to the root.
 // hostspec validates too; this is the writer's own line of defence, since
 // it runs as root.
