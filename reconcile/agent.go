@@ -54,11 +54,8 @@ type Config struct {
 	// LockWait bounds how long a pass waits for the state lock held by
 	// another pass (default 10 minutes); then it fails with reason state.
 	LockWait time.Duration
-	// Trust: the host's own image policy; the fleet repo may only add to it.
-	SigningKeys       []string
-	RequireSignatures bool
-	AllowedRegistries []string
-	AcceptBundles     bool
+	// Trust is the host's own image policy; the fleet repo may only add to it.
+	Trust policy.HostTrust
 	// ReservedPaths are host paths of the files the agent's configuration
 	// consists of or names; with etcoverlay.ReservedPaths, the fleet may
 	// not write them unless AllowReserved lists them.

@@ -60,7 +60,7 @@ func (e *execution) run(ctx context.Context) error {
 			})
 		case ActionSwitch:
 			err = e.bootcStep(ctx, step, "switch", func() error {
-				_, err := e.a.deps.Bootc.Switch(ctx, step.Ref, bootc.SwitchOptions{EnforceSigPolicy: e.a.cfg.RequireSignatures, Quiet: true})
+				_, err := e.a.deps.Bootc.Switch(ctx, step.Ref, bootc.SwitchOptions{EnforceSigPolicy: e.a.cfg.Trust.RequireSignatures, Quiet: true})
 				return err
 			})
 		case ActionLockStaged:

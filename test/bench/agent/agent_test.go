@@ -63,6 +63,7 @@ import (
 	"github.com/bootsync/bootsync/apply/bootc"
 	"github.com/bootsync/bootsync/apply/etcoverlay"
 	"github.com/bootsync/bootsync/gitsource"
+	"github.com/bootsync/bootsync/policy"
 	"github.com/bootsync/bootsync/reconcile"
 	"github.com/bootsync/bootsync/registry"
 	"github.com/bootsync/bootsync/test/bootcsim"
@@ -457,8 +458,7 @@ func inProcessAgent(b *testing.B, f *fleettest.Fleet, h *fleettest.Host) *reconc
 		StateDir:          h.StateDir,
 		Root:              root,
 		RebootCommand:     []string{h.Sim.Bin, "sim", "reboot", "--shutdown"},
-		SigningKeys:       []string{f.KeyFile},
-		RequireSignatures: true,
+		Trust:             policy.HostTrust{SigningKeys: []string{f.KeyFile}, RequireSignatures: true},
 		GitRemote:         f.URL,
 		Logger:            slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo})),
 	}, reconcile.Deps{Source: src, Registry: reg, Bootc: drv, Etc: etcw, Metrics: reconcile.NewMetrics()})
