@@ -29,15 +29,6 @@ import (
 	"github.com/bootsync/bootsync/registry"
 )
 
-// Source is the fleet repository as the agent sees it (gitsource.Remote).
-type Source interface {
-	// Poll fetches the ref if it moved and checks the trust rules.
-	Poll(ctx context.Context, lastApplied string) (*gitsource.PollResult, error)
-	// Ping proves the remote answers (one ref advertisement), for the
-	// management-plane health check.
-	Ping(ctx context.Context) error
-}
-
 // Config is the host-local configuration the agent needs.
 type Config struct {
 	Host   string            // this host's name in the fleet repository
@@ -51,9 +42,9 @@ type Config struct {
 	// RebootWait is how long to wait to be stopped after RebootCommand
 	// returned before reporting that the reboot did not happen.
 	RebootWait time.Duration
-	// LockWait bounds how long a pass waits for the state lock held by
+	// StateLockWait bounds how long a pass waits for the state lock held by
 	// another pass (default 10 minutes); then it fails with reason state.
-	LockWait time.Duration
+	StateLockWait time.Duration
 	// Trust is the host's own image policy; the fleet repo may only add to it.
 	Trust policy.HostTrust
 	// ReservedPaths are host paths of the files the agent's configuration
@@ -79,18 +70,6 @@ type Config struct {
 	FaultPoint string
 	Logger     *slog.Logger
 	Clock      func() time.Time
-}
-
-// Deps are the agent's connections to the outside world.
-type Deps struct {
-	Source   Source
-	Registry *registry.Client
-	Bootc    *bootc.Driver
-	Etc      *etcoverlay.Writer
-	Metrics  *Metrics // optional
-	// HostPolicy evaluates the host's containers-policy.json before
-	// anything is staged (optional: nil skips it).
-	HostPolicy HostPolicy
 }
 
 // Agent runs reconcile passes for one host.
@@ -124,6 +103,10 @@ type Agent struct {
 	// stopping is closed when the agent is asked to stop (SIGTERM): a pass
 	// waiting for the shutdown its reboot started returns at once.
 	stopping <-chan struct{}
+
+	// startReboot starts a (hard) reboot: runRebootCommand, or the
+	// package's tests' stand-in for the shutdown it begins.
+	startReboot func(ctx context.Context) error
 }
 
 // New returns an agent; it touches nothing until the first pass.
@@ -145,8 +128,8 @@ func New(cfg Config, deps Deps) (*Agent, error) {
 	if cfg.RebootWait == 0 {
 		cfg.RebootWait = 5 * time.Minute
 	}
-	if cfg.LockWait == 0 {
-		cfg.LockWait = defaultLockWait
+	if cfg.StateLockWait == 0 {
+		cfg.StateLockWait = defaultStateLockWait
 	}
 	if cfg.Systemctl == "" {
 		cfg.Systemctl = "systemctl"
@@ -172,13 +155,15 @@ func New(cfg Config, deps Deps) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reconcile: %w", err)
 	}
-	return &Agent{reserved: reserved,
+	a := &Agent{reserved: reserved,
 		cfg: cfg, deps: deps, log: log.With("host", cfg.Host), now: now,
 		journal:  NewJournalStore(cfg.StateDir),
 		status:   NewStatusStore(cfg.StateDir),
 		verdicts: newVerdictCache(cfg.StateDir),
 		plats:    newPlatformCache(cfg.StateDir),
-	}, nil
+	}
+	a.startReboot = a.runRebootCommand
+	return a, nil
 }
 
 // PassOptions change what a pass may do.
@@ -207,7 +192,7 @@ type PassResult struct {
 func (a *Agent) Pass(ctx context.Context, opts PassOptions) (*PassResult, error) {
 	started := a.now()
 	if !opts.DryRun {
-		unlock, err := a.lockState(ctx)
+		unlock, err := a.lockStateDir(ctx)
 		if err != nil {
 			err = &PassError{Reason: ReasonState, Err: err}
 			a.recordFailure(err, started)
@@ -245,9 +230,9 @@ func (a *Agent) finish(st *Status, j *Journal, res *PassResult, err error, start
 		pass.State, pass.Reason, pass.Steps = res.Plan.State, res.Plan.Reason, res.Plan.Steps
 		st.Desired = res.Desired
 	}
-	reason := ""
+	var reason Reason
 	if err != nil {
-		reason = Reason(err)
+		reason = ReasonOf(err)
 		pass.Result = "error"
 		st.LastError = &ErrorStatus{Reason: reason, Message: err.Error(), Time: a.now()}
 		a.log.Error("pass failed", "reason", reason, "err", err)
@@ -257,7 +242,7 @@ func (a *Agent) finish(st *Status, j *Journal, res *PassResult, err error, start
 		a.log.Info("pass done", "state", pass.State, "reason", pass.Reason, "duration", pass.Duration)
 	}
 	st.LastPass = pass
-	st.LockHeld = j.LockHeld
+	st.FleetLockHeld = j.FleetLockHeld
 	for _, q := range j.Quarantine {
 		st.Quarantine = append(st.Quarantine, q)
 	}
@@ -426,7 +411,7 @@ func deployment(e *bootc.BootEntry) *Deployment {
 func (a *Agent) desired(ctx context.Context, j *Journal, arch string) (Desired, *hostspec.HostSpec, *policy.Verifier, error) {
 	poll, err := a.deps.Source.Poll(ctx, j.LastApplied)
 	if err != nil {
-		return Desired{}, nil, nil, &PassError{Reason: "git-" + gitsource.ErrorReason(err), Err: fmt.Errorf("fetch fleet repository: %w", err)}
+		return Desired{}, nil, nil, &PassError{Reason: gitsource.ReasonOf(err).In("git"), Err: fmt.Errorf("fetch fleet repository: %w", err)}
 	}
 	if poll.Recovered != nil {
 		a.log.Warn("git cache was corrupt and has been cloned again", "err", poll.Recovered)

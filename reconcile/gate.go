@@ -16,7 +16,7 @@ import (
 func (a *Agent) verifier(spec *hostspec.HostSpec) (*policy.Verifier, error) {
 	v, err := a.cfg.Trust.Verifier(spec.Policy.Registries, spec.Policy.RequireSignatures)
 	if err != nil {
-		return nil, &PassError{Reason: "policy", Err: fmt.Errorf("image policy for host %s: %w", a.cfg.Host, err)}
+		return nil, &PassError{Reason: ReasonPolicy, Err: fmt.Errorf("image policy for host %s: %w", a.cfg.Host, err)}
 	}
 	return v, nil
 }
@@ -26,7 +26,7 @@ func (a *Agent) verifier(spec *hostspec.HostSpec) (*policy.Verifier, error) {
 func needsVerdict(p Plan) bool {
 	return slices.ContainsFunc(p.Steps, func(s Step) bool {
 		switch s.Action {
-		case ActionSwitch, ActionRollback, ActionUnlockStaged, ActionReboot:
+		case ActionSwitch, ActionRollback, ActionReleaseStaged, ActionReboot:
 			return true
 		}
 		return false

@@ -10,7 +10,7 @@ import (
 // editJournal changes the agent's journal under the state lock, so that a
 // running agent's pass neither sees half of it nor overwrites it.
 func editJournal(ctx context.Context, stateDir string, edit func(*Journal) error) error {
-	unlock, err := LockState(ctx, stateDir)
+	unlock, err := LockStateDir(ctx, stateDir)
 	if err != nil {
 		return err
 	}

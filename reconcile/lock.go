@@ -9,12 +9,12 @@ import (
 	"github.com/bootsync/bootsync/internal/filelock"
 )
 
-// LockState takes the state directory's lock, waiting until ctx ends: one
+// LockStateDir takes the state directory's lock, waiting until ctx ends: one
 // pass at a time per host, whether it runs in the agent or in a `bootsync
 // reconcile` or `bootsync reboot` beside it, and no journal edit (reboot,
 // unquarantine) in the middle of a pass. The kernel drops the lock when the
 // holder dies, so a reboot or a crash never leaves it stale.
-func LockState(ctx context.Context, stateDir string) (unlock func(), err error) {
+func LockStateDir(ctx context.Context, stateDir string) (unlock func(), err error) {
 	if err := os.MkdirAll(stateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("lock state: %w", err)
 	}

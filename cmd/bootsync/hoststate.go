@@ -161,11 +161,11 @@ func printStatus(out io.Writer, st *reconcile.Status) error {
 		fmt.Fprintf(w, "\trollback is queued for the next boot\n")
 	}
 	fmt.Fprintf(w, "reboot pending:\t%v\n", st.RebootPending)
-	if st.LockHeld {
+	if st.FleetLockHeld {
 		fmt.Fprintf(w, "fleetlock:\tholding a reboot slot\n")
 	}
 	if p := st.LastPass; p != nil {
-		state := p.State + ": "
+		state := string(p.State) + ": "
 		if p.State == "" {
 			state = "" // the pass could not start
 		}
