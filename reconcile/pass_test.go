@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/bootsync/bootsync/apply/bootc"
+	"github.com/bootsync/bootsync/hostspec"
 	"github.com/bootsync/bootsync/policy/fleetlock"
 	"github.com/bootsync/bootsync/test/fleetlockserver"
 	"github.com/bootsync/bootsync/test/signer"
@@ -92,6 +93,15 @@ func updated(tag string, spec ...string) func(h *passHost) {
 		h.fleet(tag, spec...)
 		if res, err := h.pass(h.agent(), PassOptions{}); err != nil || !res.Rebooting {
 			h.t.Fatalf("update pass: %v (plan %+v)", err, res.Plan)
+		}
+	}
+}
+
+// wantMessage checks the message of status.json's last error.
+func wantMessage(part string) func(t *testing.T, h *passHost, res *PassResult) {
+	return func(t *testing.T, h *passHost, _ *PassResult) {
+		if e := h.status().LastError; e == nil || !strings.Contains(e.Message, part) {
+			t.Errorf("last error %+v, want it to say %q", e, part)
 		}
 	}
 }
@@ -211,6 +221,75 @@ func TestPassDecides(t *testing.T) {
 			}
 			return ""
 		}),
+	}, {
+		name: "booted into the update, /etc changed meanwhile: /etc written before the checks",
+		setup: func(h *passHost) {
+			updated("v2", `etc: [{path: /etc/motd, content: "hello\n"}]`)(h)
+			h.boot()
+			h.write("etc/motd", "edited by hand\n")
+		},
+		wantState: StateConverged, wantSteps: "write-etc,verify",
+		check: func(t *testing.T, h *passHost, _ *PassResult) {
+			if b, err := os.ReadFile(filepath.Join(h.root, "etc/motd")); err != nil || string(b) != "hello\n" {
+				t.Errorf("/etc/motd = %q, %v", b, err)
+			}
+			if j := h.journal(); j.Pending != nil || j.Committed != h.digest["v2"] {
+				t.Errorf("pending %+v, committed %s; want v2 committed", j.Pending, j.Committed)
+			}
+		},
+	}, {
+		name: "the staged update was lost at two reboots: quarantined, not staged again",
+		setup: func(h *passHost) {
+			updated("v2")(h)
+			h.bootc.staged = nil // the shutdown did not finalize it
+			h.newBoot()
+			if res, err := h.pass(h.agent(), PassOptions{}); err != nil || steps(res.Plan) != "restage,switch,reboot" {
+				h.t.Fatalf("restage pass: %v, %+v", err, res.Plan)
+			}
+			h.bootc.staged = nil // lost once more
+			h.newBoot()
+		},
+		wantState: StateQuarantined, wantSteps: "quarantine",
+		check: func(t *testing.T, h *passHost, res *PassResult) {
+			if !strings.Contains(res.Plan.Steps[0].Reason, "not applied at two reboots") {
+				t.Errorf("quarantine reason %q", res.Plan.Steps[0].Reason)
+			}
+			if _, ok := h.journal().Quarantine[h.digest["v2"]]; !ok {
+				t.Errorf("quarantine %v, want v2", digestsOf(h.journal().Quarantine))
+			}
+		},
+	}, {
+		name: "a rollback reboot came back on the same image: the rollback target quarantined",
+		setup: func(h *passHost) {
+			h.fleet("v1")
+			h.bootc.booted, h.bootc.rollback = h.entry("v2"), h.entry("v1")
+			if res, err := h.pass(h.agent(), PassOptions{}); err != nil || steps(res.Plan) != "rollback,reboot" {
+				h.t.Fatalf("rollback pass: %v, %+v", err, res.Plan)
+			}
+			h.bootc.rollbackQueued = false // the boot did not take the rollback
+			h.newBoot()
+		},
+		wantState: StateQuarantined, wantSteps: "quarantine",
+		check: wantJournal(func(j *Journal) string {
+			if len(j.Quarantine) != 1 || j.Pending != nil {
+				return fmt.Sprintf("quarantine %v, pending %+v; want v1 quarantined, nothing pending", digestsOf(j.Quarantine), j.Pending)
+			}
+			return ""
+		}),
+	}, {
+		name: "update.paused with /etc drift: reported, not written",
+		setup: func(h *passHost) {
+			h.fleet("v2", "update: {reboot: immediate, paused: true}", `etc: [{path: /etc/motd, content: "hello\n"}]`)
+		},
+		wantState: StatePaused,
+		check: func(t *testing.T, h *passHost, res *PassResult) {
+			if !strings.Contains(res.Plan.Reason, "1 /etc file(s) differ from the spec") {
+				t.Errorf("reason %q", res.Plan.Reason)
+			}
+			if _, err := os.Stat(filepath.Join(h.root, "etc/motd")); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("a paused host had /etc/motd written: %v", err)
+			}
+		},
 	}, {
 		name:      "update.paused: nothing changes",
 		setup:     func(h *passHost) { h.fleet("v2", "update: {reboot: immediate, paused: true}") },
@@ -548,6 +627,88 @@ func TestPassErrors(t *testing.T) {
 			if msg := h.status().LastError.Message; !strings.Contains(msg, "cannot roll back automatically") {
 				t.Errorf("last error %q", msg)
 			}
+		},
+	}, {
+		name: "an onChange restart fails: the files are written, the failure a warning",
+		setup: func(h *passHost) {
+			h.fleet("v1", `etc: [{path: /etc/motd, content: "hello\n", onChange: {restart: [motd.service]}}]`)
+			h.systemctl = []string{"/bin/false"}
+		},
+		wantState: StateUpdating, wantSteps: "write-etc",
+		check: func(t *testing.T, h *passHost, _ *PassResult) {
+			if b, err := os.ReadFile(filepath.Join(h.root, "etc/motd")); err != nil || string(b) != "hello\n" {
+				t.Errorf("/etc/motd = %q, %v", b, err)
+			}
+			if w := h.status().Warnings; len(w) != 1 || !strings.HasPrefix(w[0], "onChange: ") {
+				t.Errorf("warnings %q, want the failed restart", w)
+			}
+		},
+	}, {
+		name: "no machine ID: FleetLock cannot name the host",
+		setup: func(h *passHost) {
+			srv := fleetlockserver.Start(h.t, map[string]int{"default": 1})
+			h.fleet("v2", "update: {reboot: fleetlock, fleetlock: {url: \""+srv.URL()+"\", group: default}}")
+		},
+		wantState: StateUpdating, wantSteps: "switch,acquire-lock,reboot", wantBootc: "switch", wantReason: ReasonFleetLock,
+		check: wantMessage("machine-id"),
+	}, {
+		name: "the FleetLock slot cannot be released after verification: committed, still held",
+		setup: func(h *passHost) {
+			h.write("etc/machine-id", machineID+"\n")
+			srv := fleetlockserver.Start(h.t, map[string]int{"default": 1})
+			updated("v2", "update: {reboot: fleetlock, fleetlock: {url: \""+srv.URL()+"\", group: default}}")(h)
+			h.boot()
+			srv.Close()
+		},
+		wantState: StateConverged, wantSteps: "verify", wantReason: ReasonFleetLock,
+		check: wantJournal(func(j *Journal) string {
+			if !j.FleetLockHeld || j.Pending != nil {
+				return fmt.Sprintf("slot held %v, pending %+v: want the slot still recorded, to release on the next pass", j.FleetLockHeld, j.Pending)
+			}
+			return ""
+		}),
+	}, {
+		name: "the soft reboot fails",
+		setup: func(h *passHost) {
+			h.fleet("v2", "update: {reboot: immediate, softReboot: true}")
+			h.bootc.staged = h.entry("v2")
+			h.bootc.staged.SoftRebootCapable = true
+			h.bootc.fail = map[string]error{"upgrade --apply --soft-reboot": bootcFails}
+		},
+		wantState: StateUpdating, wantSteps: "reboot(soft)", wantBootc: "upgrade --apply --soft-reboot", wantReason: ReasonReboot,
+		check: wantMessage("soft reboot: bootc: error: simulated"),
+	}, {
+		name: "the automatic rollback fails: quarantined, the rollback stays pending",
+		setup: func(h *passHost) {
+			updated("v2", `health: [{name: app, command: ["/bin/false"], retries: 0, interval: 1s}]`, "update: {reboot: immediate, grace: 1s}")(h)
+			h.boot()
+			h.bootc.fail = map[string]error{"rollback": bootcFails}
+		},
+		wantState: StateQuarantined, wantSteps: "verify", wantBootc: "rollback", wantReason: ReasonBootc,
+		check: wantJournal(func(j *Journal) string {
+			if _, ok := j.Quarantine[j.Pending.From]; !ok || j.Pending.Kind != pendingAutoRollback || j.Intent == nil || j.Intent.Action != ActionRollback {
+				return fmt.Sprintf("quarantine %v, pending %+v, intent %+v", digestsOf(j.Quarantine), j.Pending, j.Intent)
+			}
+			return ""
+		}),
+	}, {
+		name: "the recorded health checks cannot run: no verdict, nothing rolled back",
+		setup: func(h *passHost) {
+			updated("v2")(h)
+			h.boot()
+			j := h.journal()
+			j.Pending.Health = []hostspec.HealthCheck{{Name: "unknown-kind"}}
+			h.saveJournal(j)
+		},
+		wantState: StateVerifying, wantSteps: "verify", wantReason: ReasonHealth,
+		check: func(t *testing.T, h *passHost, res *PassResult) {
+			wantMessage("health checks gave no verdict")(t, h, res)
+			wantJournal(func(j *Journal) string {
+				if j.Pending == nil || len(j.Quarantine) != 0 {
+					return fmt.Sprintf("pending %+v, quarantine %v: want the verification still pending", j.Pending, digestsOf(j.Quarantine))
+				}
+				return ""
+			})(t, h, res)
 		},
 	}, {
 		name: "the registry has no such image",

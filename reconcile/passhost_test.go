@@ -46,6 +46,8 @@ type passHost struct {
 	etcApplyErr error
 	// realReboot keeps the agent's own reboot (Config.RebootCommand).
 	realReboot bool
+	// systemctl is what the /etc writer runs for onChange actions.
+	systemctl []string
 }
 
 // etcWithFaults is the real /etc writer, but Apply fails when the test
@@ -64,7 +66,8 @@ func (w etcWithFaults) Apply(ctx context.Context, p *etcoverlay.Plan) (*etcoverl
 
 func newPassHost(t *testing.T) *passHost {
 	t.Helper()
-	h := &passHost{t: t, reg: registrytest.New(t, false), root: t.TempDir(), state: t.TempDir(), digest: map[string]string{}}
+	h := &passHost{t: t, reg: registrytest.New(t, false), root: t.TempDir(), state: t.TempDir(), digest: map[string]string{},
+		systemctl: []string{"/bin/true"}}
 	h.image = h.reg.Host + "/os/base"
 	for _, tag := range []string{"v1", "v2", "v3"} {
 		h.digest[tag], _ = h.reg.PushRandom("os/base", tag)
@@ -153,7 +156,7 @@ func (h *passHost) agent(edit ...func(*Config)) *Agent {
 		h.t.Fatal(err)
 	}
 	etcw, err := etcoverlay.New(h.root, filepath.Join(h.state, "etc"),
-		etcoverlay.WithBootIDFile(filepath.Join(h.root, "proc/sys/kernel/random/boot_id")))
+		etcoverlay.WithBootIDFile(filepath.Join(h.root, "proc/sys/kernel/random/boot_id")), etcoverlay.WithSystemctl(h.systemctl...))
 	if err != nil {
 		h.t.Fatal(err)
 	}
