@@ -157,13 +157,6 @@ type FileState struct {
 	GID    int               `json:"gid"`
 }
 
-func (s FileState) sameAs(f *fileState) bool {
-	if f == nil {
-		return !s.Exists
-	}
-	return s.Exists && s.SHA256 == f.SHA256 && s.Mode == f.Mode && s.UID == f.UID && s.GID == f.GID
-}
-
 func stateOf(f *fileState, size int64) FileState {
 	if f == nil {
 		return FileState{}
