@@ -31,7 +31,10 @@ require (
 	gopkg.in/yaml.v3 v3.0.1
 )
 
-require cyphar.com/go-pathrs v0.2.5 // indirect
+require (
+	cyphar.com/go-pathrs v0.2.5 // indirect
+	github.com/gofrs/flock v0.13.2 // indirect
+)
 
 require (
 	dario.cat/mergo v1.0.2 // indirect

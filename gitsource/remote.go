@@ -261,7 +261,7 @@ var errNeedHistory = errors.New("the cache is shallow and lacks the history need
 // and returned as *TransientError when they persist; *AuthError,
 // *ServerTrustError and *NotFoundError are permanent and not retried.
 // A corrupt cache is discarded and cloned again (PollResult.Recovered).
-// ErrorReason gives a short reason for any of them.
+// ReasonOf gives a short reason for any of them.
 func (r *Remote) Poll(ctx context.Context, lastApplied string) (*PollResult, error) {
 	lastApplied = strings.ToLower(strings.TrimSpace(lastApplied))
 	if lastApplied != "" && !isCommitID(lastApplied) {

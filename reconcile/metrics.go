@@ -80,13 +80,13 @@ func NewMetrics() *Metrics {
 }
 
 // observePass records the outcome of one pass.
-func (m *Metrics) observePass(st *Status, started time.Time, reason string) {
+func (m *Metrics) observePass(st *Status, started time.Time, reason Reason) {
 	if m == nil {
 		return
 	}
 	m.passDuration.Observe(time.Since(started).Seconds())
 	if reason != "" {
-		m.errors.WithLabelValues(reason).Inc()
+		m.errors.WithLabelValues(string(reason)).Inc()
 	} else {
 		m.lastSuccess.Set(float64(time.Now().Unix()))
 	}
@@ -111,7 +111,7 @@ func (m *Metrics) observePass(st *Status, started time.Time, reason string) {
 	}
 	if st.LastPass != nil && st.LastPass.State != "" {
 		m.state.Reset()
-		m.state.WithLabelValues(st.LastPass.State).Set(1)
+		m.state.WithLabelValues(string(st.LastPass.State)).Set(1)
 	}
 }
 
@@ -124,18 +124,18 @@ func (m *Metrics) checkFailed(name string) {
 
 // passFailed records a pass that could not start: its duration and its
 // error, leaving the gauges of the last pass that ran as they are.
-func (m *Metrics) passFailed(reason string, started time.Time) {
+func (m *Metrics) passFailed(reason Reason, started time.Time) {
 	if m == nil {
 		return
 	}
 	m.passDuration.Observe(time.Since(started).Seconds())
-	m.errors.WithLabelValues(reason).Inc()
+	m.errors.WithLabelValues(string(reason)).Inc()
 }
 
 // countError counts an error outside a pass's own outcome (status.json
 // could not be written).
-func (m *Metrics) countError(reason string) {
+func (m *Metrics) countError(reason Reason) {
 	if m != nil {
-		m.errors.WithLabelValues(reason).Inc()
+		m.errors.WithLabelValues(string(reason)).Inc()
 	}
 }

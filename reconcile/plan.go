@@ -26,8 +26,8 @@ const (
 	// ActionVerify runs the health checks after a boot into a new image and
 	// commits the update or rolls it back.
 	ActionVerify Action = "verify"
-	// ActionReleaseLock tells the FleetLock server this host is steady.
-	ActionReleaseLock Action = "release-lock"
+	// ActionReleaseRebootSlot tells the FleetLock server this host is steady.
+	ActionReleaseRebootSlot Action = "release-lock"
 	// ActionCancelRollback reverts a queued `bootc rollback` that no longer
 	// leads to the desired image.
 	ActionCancelRollback Action = "cancel-rollback"
@@ -36,28 +36,32 @@ const (
 	// ActionRollback queues the rollback deployment, which is the desired
 	// image: `bootc rollback` (no download).
 	ActionRollback Action = "rollback"
-	// ActionLockStaged keeps a staged deployment from being applied by an
+	// ActionHoldStaged keeps a staged deployment from being applied by an
 	// unexpected reboot outside the reboot policy (`upgrade --download-only`).
-	ActionLockStaged Action = "lock-staged"
-	// ActionUnlockStaged lets the staged deployment apply on the next boot
+	ActionHoldStaged Action = "lock-staged"
+	// ActionReleaseStaged lets the staged deployment apply on the next boot
 	// (`upgrade --from-downloaded`).
-	ActionUnlockStaged Action = "unlock-staged"
-	// ActionAcquireLock takes a FleetLock reboot slot.
-	ActionAcquireLock Action = "acquire-lock"
+	ActionReleaseStaged Action = "unlock-staged"
+	// ActionAcquireRebootSlot takes a FleetLock reboot slot.
+	ActionAcquireRebootSlot Action = "acquire-lock"
 	// ActionReboot reboots into the staged or queued rollback deployment.
 	ActionReboot Action = "reboot"
 )
 
+// State is where a plan leaves the host, as status.json, `bootsync plan`
+// and the bootsync_state metric name it.
+type State string
+
 // Plan states.
 const (
-	StateConverged   = "converged"   // the host runs the desired image and /etc
-	StateUpdating    = "updating"    // steps will change the host now
-	StateWaiting     = "waiting"     // staged, waiting for the reboot policy
-	StateVerifying   = "verifying"   // booted into the new image, checks pending
-	StatePaused      = "paused"      // update.paused: only drift is reported
-	StateQuarantined = "quarantined" // the desired image failed before; held
-	StateUnmanaged   = "unmanaged"   // not a bootc host
-	StateRefused     = "refused"     // the image policy refused the desired image
+	StateConverged   State = "converged"   // the host runs the desired image and /etc
+	StateUpdating    State = "updating"    // steps will change the host now
+	StateWaiting     State = "waiting"     // staged, waiting for the reboot policy
+	StateVerifying   State = "verifying"   // booted into the new image, checks pending
+	StatePaused      State = "paused"      // update.paused: only drift is reported
+	StateQuarantined State = "quarantined" // the desired image failed before; held
+	StateUnmanaged   State = "unmanaged"   // not a bootc host
+	StateRefused     State = "refused"     // the image policy refused the desired image
 )
 
 // Deployment is one bootc deployment, reduced to what planning needs.
@@ -129,7 +133,7 @@ type Step struct {
 
 // Plan is what a pass will do and why.
 type Plan struct {
-	State  string `json:"state"`
+	State  State  `json:"state"`
 	Reason string `json:"reason"`
 	Steps  []Step `json:"steps"`
 }
@@ -211,7 +215,7 @@ func Decide(d Desired, o Observed) Plan {
 			return
 		}
 		if needsFleetLock(d.Update.Reboot) {
-			p.add(Step{Action: ActionAcquireLock, Reason: "take a FleetLock reboot slot"})
+			p.add(Step{Action: ActionAcquireRebootSlot, Reason: "take a FleetLock reboot slot"})
 		}
 		// Soft reboots go into a staged deployment only: bootc prepares
 		// one with `upgrade --apply --soft-reboot=auto`; a queued rollback
@@ -226,8 +230,8 @@ func Decide(d Desired, o Observed) Plan {
 			// Someone queued a rollback away from the desired image.
 			p.add(Step{Action: ActionCancelRollback, Reason: "a queued rollback would leave the desired image"})
 		}
-		if j.LockHeld && j.Pending == nil {
-			p.add(Step{Action: ActionReleaseLock, Reason: "the host is steady on the desired image"})
+		if j.FleetLockHeld && j.Pending == nil {
+			p.add(Step{Action: ActionReleaseRebootSlot, Reason: "the host is steady on the desired image"})
 		}
 		p.State, p.Reason = StateConverged, "booted image is the desired image"
 		if q := j.quarantined(d.Digests); q != "" {
@@ -256,12 +260,12 @@ func Decide(d Desired, o Observed) Plan {
 	case d.matches(o.Staged):
 		if o.Staged.DownloadOnly {
 			if ok, _ := rebootAllowed(d, o, j); ok {
-				p.add(Step{Action: ActionUnlockStaged, Digest: o.Staged.Digest, Reason: "the reboot policy allows applying the staged image"})
+				p.add(Step{Action: ActionReleaseStaged, Digest: o.Staged.Digest, Reason: "the reboot policy allows applying the staged image"})
 			}
 		}
 		rebootStep(o.Staged, short(o.Staged.Digest)+" is staged")
 		if p.State == StateWaiting && !o.Staged.DownloadOnly && o.Capabilities.DownloadOnly {
-			p.add(Step{Action: ActionLockStaged, Digest: o.Staged.Digest, Reason: "keep an unplanned reboot from applying it"})
+			p.add(Step{Action: ActionHoldStaged, Digest: o.Staged.Digest, Reason: "keep an unplanned reboot from applying it"})
 		}
 	case d.matches(o.Rollback):
 		if o.RollbackQueued {
@@ -276,7 +280,7 @@ func Decide(d Desired, o Observed) Plan {
 		p.add(Step{Action: ActionSwitch, Ref: d.ImageRef, Digest: d.Digests[0], Reason: "stage the desired image"})
 		rebootStep(&Deployment{SoftRebootCapable: false}, "update to "+short(d.Digests[0]))
 		if p.State == StateWaiting && o.Capabilities.DownloadOnly {
-			p.add(Step{Action: ActionLockStaged, Digest: d.Digests[0], Reason: "keep an unplanned reboot from applying it"})
+			p.add(Step{Action: ActionHoldStaged, Digest: d.Digests[0], Reason: "keep an unplanned reboot from applying it"})
 		}
 	}
 	if p.State == "" {

@@ -25,7 +25,7 @@ type Status struct {
 
 	RollbackQueued bool `json:"rollbackQueued"`
 	RebootPending  bool `json:"rebootPending"`
-	LockHeld       bool `json:"lockHeld"`
+	FleetLockHeld  bool `json:"lockHeld"`
 
 	LastPass    *PassStatus  `json:"lastPass,omitempty"`
 	LastSuccess time.Time    `json:"lastSuccess,omitzero"`
@@ -65,7 +65,7 @@ type PassStatus struct {
 	Started  time.Time `json:"started"`
 	Duration string    `json:"duration"`
 	Result   string    `json:"result"` // "ok" | "error"
-	State    string    `json:"state"`  // plan state (converged, waiting, ...)
+	State    State     `json:"state"`  // plan state (converged, waiting, ...)
 	Reason   string    `json:"reason"`
 	Steps    []Step    `json:"steps"`
 	DryRun   bool      `json:"dryRun,omitempty"`
@@ -73,7 +73,7 @@ type PassStatus struct {
 
 // ErrorStatus is the last error with its machine-readable reason.
 type ErrorStatus struct {
-	Reason  string    `json:"reason"`
+	Reason  Reason    `json:"reason"`
 	Message string    `json:"message"`
 	Time    time.Time `json:"time"`
 }

@@ -17,9 +17,10 @@ import (
 	"github.com/spf13/viper"
 	"gopkg.in/yaml.v3"
 
-	etcoverlay "github.com/bootsync/bootsync/apply/etc"
+	"github.com/bootsync/bootsync/apply/etcoverlay"
 	"github.com/bootsync/bootsync/internal/boundedread"
 	"github.com/bootsync/bootsync/internal/netdeadline"
+	"github.com/bootsync/bootsync/policy"
 )
 
 // Config files, lowest precedence first. The image ships the defaults; the
@@ -107,6 +108,12 @@ type TrustConfig struct {
 	// AcceptBundles also accepts cosign v3 Sigstore bundles, which bootc
 	// itself cannot verify.
 	AcceptBundles bool `mapstructure:"acceptBundles" yaml:"acceptBundles"`
+}
+
+// hostTrust is the host's own image policy.
+func (t TrustConfig) hostTrust() policy.HostTrust {
+	return policy.HostTrust{SigningKeys: slices.Clone(t.SigningKeys), RequireSignatures: t.RequireSignatures,
+		AllowedRegistries: t.Registries, AcceptBundles: t.AcceptBundles}
 }
 
 // RegistryConfig tunes registry access.

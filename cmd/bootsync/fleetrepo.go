@@ -72,16 +72,8 @@ func (f *repoFlags) remote(ctx context.Context) (*gitsource.Local, error) {
 		}
 		dir = filepath.Join(base, "bootsync", "repos")
 	}
-	opts := []gitsource.Option{gitsource.WithNetworkTimeout(f.budget.netTimeout)}
-	if f.allowHTTP {
-		opts = append(opts, gitsource.WithAllowHTTP())
-	}
-	if f.passwordFile != "" {
-		opts = append(opts, gitsource.WithBasicAuthFiles(f.usernameFile, f.passwordFile))
-	}
-	if f.caFile != "" {
-		opts = append(opts, gitsource.WithCABundle(f.caFile))
-	}
+	opts := gitsource.Access{AllowHTTP: f.allowHTTP, UsernameFile: f.usernameFile, PasswordFile: f.passwordFile,
+		CAFile: f.caFile, NetworkTimeout: f.budget.netTimeout}.Options()
 	local, err := gitsource.CloneForRead(ctx, f.repo, dir, opts...)
 	if err != nil {
 		return nil, err
@@ -154,44 +146,11 @@ func (f *repoFlags) revisionFS(ctx context.Context, rev string) (fs.FS, string, 
 	if err != nil {
 		return nil, "", err
 	}
-	r, err := local.Revision(ctx, rev)
+	r, err := local.DirRevision(ctx, rev)
 	if err != nil {
 		return nil, "", err
 	}
-	sub, err := subPathInRepo(local, dir)
-	if err != nil {
-		return nil, "", err
-	}
-	if sub == "." {
-		return r.FS, r.Commit, nil
-	}
-	fsys, err := r.FS.Subtree(sub)
-	if err != nil {
-		return nil, "", fmt.Errorf("fleet repository %s at %s: %w", sub, rev, err)
-	}
-	return fsys, r.Commit, nil
-}
-
-// subPathInRepo is where dir sits inside the checkout, so `--repo
-// examples/fleet --rev HEAD~1` reads examples/fleet of that commit.
-func subPathInRepo(local *gitsource.Local, dir string) (string, error) {
-	wt, err := local.Repository().Worktree()
-	if err != nil {
-		return ".", nil // a bare repository has no working tree: the fleet is at its root
-	}
-	root, err := filepath.EvalSymlinks(wt.Filesystem.Root())
-	if err != nil {
-		return "", fmt.Errorf("resolve checkout root: %w", err)
-	}
-	real, err := filepath.EvalSymlinks(dir)
-	if err != nil {
-		return "", fmt.Errorf("resolve %s: %w", dir, err)
-	}
-	rel, err := filepath.Rel(root, real)
-	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
-		return "", fmt.Errorf("%s is not inside the Git checkout %s", dir, root)
-	}
-	return filepath.ToSlash(rel), nil
+	return r.FS, r.Commit, nil
 }
 
 // reportLoadError prints every problem of a broken fleet repository to

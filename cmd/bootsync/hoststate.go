@@ -4,13 +4,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"slices"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
-	etcoverlay "github.com/bootsync/bootsync/apply/etc"
+	"github.com/bootsync/bootsync/apply/etcoverlay"
 	"github.com/bootsync/bootsync/hostspec/fleetdiff"
 	"github.com/bootsync/bootsync/reconcile"
 )
@@ -162,11 +161,11 @@ func printStatus(out io.Writer, st *reconcile.Status) error {
 		fmt.Fprintf(w, "\trollback is queued for the next boot\n")
 	}
 	fmt.Fprintf(w, "reboot pending:\t%v\n", st.RebootPending)
-	if st.LockHeld {
+	if st.FleetLockHeld {
 		fmt.Fprintf(w, "fleetlock:\tholding a reboot slot\n")
 	}
 	if p := st.LastPass; p != nil {
-		state := p.State + ": "
+		state := string(p.State) + ": "
 		if p.State == "" {
 			state = "" // the pass could not start
 		}
@@ -232,28 +231,11 @@ When nothing is staged or queued, it says so and the go-ahead is dropped.`,
 			if err != nil {
 				return err
 			}
-			if err := editJournal(cmd, cfg, func(j *reconcile.Journal) error {
-				j.RebootRequested = true
-				return nil
-			}); err != nil {
-				return err
-			}
-			res, err := agent.Pass(cmd.Context(), reconcile.PassOptions{})
+			res, err := agent.RebootNow(cmd.Context())
 			if res != nil && res.Plan.State != "" {
 				printPlan(cmd.OutOrStdout(), res, false)
 			}
-			if res != nil && res.Rebooting {
-				return err // the host is going down
-			}
-			// Still here: nothing rebooted. The go-ahead was for now, not
-			// for whatever is staged next.
-			if cerr := editJournal(cmd, cfg, func(j *reconcile.Journal) error {
-				j.RebootRequested = false
-				return nil
-			}); cerr != nil && err == nil {
-				err = cerr
-			}
-			if err == nil {
+			if err == nil && (res == nil || !res.Rebooting) {
 				fmt.Fprintln(cmd.OutOrStdout(), "no reboot: nothing is staged or queued for this host")
 			}
 			return err
@@ -281,25 +263,10 @@ switch to them again. Give digests (or unique prefixes), or --all.`,
 			if err != nil {
 				return err
 			}
-			var removed []string
-			err = editJournal(cmd, cfg, func(j *reconcile.Journal) error {
-				for d := range j.Quarantine {
-					if all || slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(d, a) }) {
-						removed = append(removed, d)
-					}
-				}
-				if len(removed) == 0 {
-					return fmt.Errorf("no quarantined image matches %s", strings.Join(args, ", "))
-				}
-				for _, d := range removed {
-					delete(j.Quarantine, d)
-				}
-				return nil
-			})
+			removed, err := reconcile.Unquarantine(cmd.Context(), cfg.StateDir, all, args)
 			if err != nil {
 				return err
 			}
-			slices.Sort(removed)
 			for _, d := range removed {
 				fmt.Fprintf(cmd.OutOrStdout(), "unquarantined %s\n", d)
 			}
@@ -309,25 +276,6 @@ switch to them again. Give digests (or unique prefixes), or --all.`,
 	hf.register(cmd)
 	cmd.Flags().BoolVar(&all, "all", false, "remove every quarantined image")
 	return cmd
-}
-
-// editJournal changes the agent's journal under the state lock, so that a
-// running agent's pass neither sees half of it nor overwrites it.
-func editJournal(cmd *cobra.Command, cfg *Config, edit func(*reconcile.Journal) error) error {
-	unlock, err := reconcile.LockState(cmd.Context(), cfg.StateDir)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	store := reconcile.NewJournalStore(cfg.StateDir)
-	j, err := store.Load()
-	if err != nil {
-		return err
-	}
-	if err := edit(j); err != nil {
-		return err
-	}
-	return store.Save(j)
 }
 
 // changeDiff renders an /etc change as a unified diff when both sides are

@@ -157,13 +157,6 @@ type FileState struct {
 	GID    int               `json:"gid"`
 }
 
-func (s FileState) sameAs(f *fileState) bool {
-	if f == nil {
-		return !s.Exists
-	}
-	return s.Exists && s.SHA256 == f.SHA256 && s.Mode == f.Mode && s.UID == f.UID && s.GID == f.GID
-}
-
 func stateOf(f *fileState, size int64) FileState {
 	if f == nil {
 		return FileState{}
@@ -329,16 +322,6 @@ type ManagedFile struct {
 	// Interrupted: a write was in progress when a pass was interrupted; the
 	// next Apply settles it.
 	Interrupted bool `json:"interrupted,omitempty"`
-}
-
-// crashHook, when set (by tests only), is called at every step of Apply and
-// RunOnChange where a crash must not lose anything.
-var crashHook func(step string)
-
-func crashPoint(step string) {
-	if crashHook != nil {
-		crashHook(step)
-	}
 }
 
 // checkTarget validates a spec path and returns it relative to the root.

@@ -13,6 +13,8 @@ import (
 	"sync"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/bootsync/bootsync/internal/faultpoint"
 )
 
 // tempPrefix starts the name of every temporary file the writer creates next
@@ -311,7 +313,7 @@ func writeFileAt(dirfd int, name string, content []byte, mode uint32, uid, gid i
 	if err != nil {
 		return fmt.Errorf("create temporary file: %w", err)
 	}
-	crashPoint("temp-created")
+	faultpoint.Reach("temp-created")
 	f := os.NewFile(uintptr(fd), tmp)
 	renamed := false
 	defer func() {
@@ -323,7 +325,7 @@ func writeFileAt(dirfd int, name string, content []byte, mode uint32, uid, gid i
 	if _, err := f.Write(content); err != nil {
 		return fmt.Errorf("write temporary file: %w", err)
 	}
-	crashPoint("temp-written")
+	faultpoint.Reach("temp-written")
 	// chown before chmod: chown clears the set-user-ID and set-group-ID bits.
 	if err := unix.Fchown(fd, uid, gid); err != nil {
 		return fmt.Errorf("set owner %d:%d: %w", uid, gid, err)
@@ -337,7 +339,7 @@ func writeFileAt(dirfd int, name string, content []byte, mode uint32, uid, gid i
 	if err := f.Sync(); err != nil {
 		return fmt.Errorf("fsync temporary file: %w", err)
 	}
-	crashPoint("temp-synced")
+	faultpoint.Reach("temp-synced")
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("close temporary file: %w", err)
 	}
@@ -345,11 +347,11 @@ func writeFileAt(dirfd int, name string, content []byte, mode uint32, uid, gid i
 		return fmt.Errorf("rename temporary file into place: %w", err)
 	}
 	renamed = true
-	crashPoint("renamed")
+	faultpoint.Reach("renamed")
 	if err := unix.Fsync(dirfd); err != nil {
 		return fmt.Errorf("fsync directory: %w", err)
 	}
-	crashPoint("dir-synced")
+	faultpoint.Reach("dir-synced")
 	return nil
 }
 
@@ -359,11 +361,11 @@ func removeAt(dirfd int, name string) error {
 	if err := unix.Unlinkat(dirfd, name, 0); err != nil && !errors.Is(err, unix.ENOENT) {
 		return err
 	}
-	crashPoint("unlinked")
+	faultpoint.Reach("unlinked")
 	if err := unix.Fsync(dirfd); err != nil {
 		return fmt.Errorf("fsync directory: %w", err)
 	}
-	crashPoint("dir-synced")
+	faultpoint.Reach("dir-synced")
 	return nil
 }
 

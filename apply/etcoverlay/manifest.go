@@ -10,12 +10,13 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/google/renameio/v2"
 	"golang.org/x/sys/unix"
 
 	"github.com/bootsync/bootsync/hostspec"
+	"github.com/bootsync/bootsync/internal/faultpoint"
+	"github.com/bootsync/bootsync/internal/filelock"
 )
 
 // Files the writer keeps in its state directory.
@@ -200,7 +201,7 @@ func (w *Writer) saveManifest(ctx context.Context, m *manifest) error {
 	if err := renameio.WriteFile(w.manifestPath(), data, 0o600, renameio.WithTempDir(w.stateDir)); err != nil {
 		return fmt.Errorf("write manifest %s: %w", w.manifestPath(), err)
 	}
-	crashPoint("manifest-renamed")
+	faultpoint.Reach("manifest-renamed")
 	if err := syncDir(w.stateDir); err != nil {
 		return fmt.Errorf("write manifest %s: %w", w.manifestPath(), err)
 	}
@@ -224,7 +225,7 @@ func (w *Writer) saveOriginal(ctx context.Context, sha string, content []byte) e
 	if err := renameio.WriteFile(p, content, 0o600, renameio.WithTempDir(dir)); err != nil {
 		return err
 	}
-	crashPoint("original-renamed")
+	faultpoint.Reach("original-renamed")
 	if err := syncDir(dir); err != nil {
 		return err
 	}
@@ -298,26 +299,16 @@ func (w *Writer) lock(ctx context.Context) (unlock func(), err error) {
 		return nil, fmt.Errorf("create state directory %s: %w", w.stateDir, err)
 	}
 	p := filepath.Join(w.stateDir, lockFile)
-	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
+	unlock, err = filelock.Lock(ctx, p)
+	switch {
+	case err != nil && ctx.Err() != nil:
+		return nil, fmt.Errorf("lock %s (held by another bootsync process applying /etc): %w", p, err)
+	case err != nil && errors.As(err, new(*fs.PathError)):
 		return nil, fmt.Errorf("open lock %s: %w", p, err)
+	case err != nil:
+		return nil, fmt.Errorf("lock %s: %w", p, err)
 	}
-	for {
-		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		if err == nil {
-			return func() { f.Close() }, nil
-		}
-		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
-			f.Close()
-			return nil, fmt.Errorf("lock %s: %w", p, err)
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, fmt.Errorf("lock %s (held by another bootsync process applying /etc): %w", p, ctx.Err())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	return unlock, nil
 }
 
 // owed returns the manifest's owed actions that still apply in this boot.

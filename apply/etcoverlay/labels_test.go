@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/bootsync/bootsync/hostspec"
+	"github.com/bootsync/bootsync/internal/faultpoint"
 )
 
 // mapLabels is an injected policy: path → label, and a default.
@@ -86,7 +87,7 @@ func TestLabelsSetBeforeRename(t *testing.T) {
 	}
 
 	var atRename []string
-	crashHook = func(step string) {
+	faultpoint.Arm(func(step string) {
 		if step != "temp-synced" {
 			return
 		}
@@ -94,13 +95,13 @@ func TestLabelsSetBeforeRename(t *testing.T) {
 		for _, tmp := range tempFilesUnder(t, f.root) {
 			atRename = append(atRename, filepath.Base(filepath.Dir(tmp))+" "+xattrLabel(t, tmp))
 		}
-	}
-	t.Cleanup(func() { crashHook = nil })
+	})
+	t.Cleanup(func() { faultpoint.Arm(nil) })
 	f.pass(t, []hostspec.EtcFile{
 		etcFile("/etc/chrony.conf", "new\n"),
 		etcFile("/etc/ssh/ssh_host_ed25519_key", "key\n", mode(0o600)),
 	})
-	crashHook = nil
+	faultpoint.Arm(nil)
 	equalStrings(t, "labels of the temporary files at rename", atRename, []string{"etc " + etcT, "ssh " + sshdT})
 	if got := xattrLabel(t, f.abs("/etc/chrony.conf")); got != etcT {
 		t.Fatalf("replaced file label = %q, want the policy's %q (not the admin's)", got, etcT)

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/bootsync/bootsync/internal/faultpoint"
 )
 
 // Apply carries out a plan made by the same Writer:
@@ -40,7 +42,7 @@ func (w *Writer) Apply(ctx context.Context, p *Plan) (*Result, error) {
 		return nil, fmt.Errorf("apply /etc: %w", err)
 	}
 	defer unlock()
-	crashPoint("locked")
+	faultpoint.Reach("locked")
 
 	m, err := w.loadManifest()
 	if err != nil {
@@ -107,7 +109,7 @@ func (w *Writer) Apply(ctx context.Context, p *Plan) (*Result, error) {
 			}
 		}
 	}
-	crashPoint("originals-kept")
+	faultpoint.Reach("originals-kept")
 
 	intent := m.clone()
 	intent.Generation++
@@ -132,7 +134,7 @@ func (w *Writer) Apply(ctx context.Context, p *Plan) (*Result, error) {
 		if err := w.saveManifest(ctx, intent); err != nil {
 			return nil, fmt.Errorf("apply /etc: record intent: %w", err)
 		}
-		crashPoint("intent-recorded")
+		faultpoint.Reach("intent-recorded")
 	}
 
 	done := make([]bool, len(p.Changes))
@@ -186,7 +188,7 @@ func (w *Writer) Apply(ctx context.Context, p *Plan) (*Result, error) {
 	if err := w.saveManifest(context.WithoutCancel(ctx), outcome); err != nil {
 		return nil, fmt.Errorf("apply /etc: record outcome: %w", errors.Join(append(errs, err)...))
 	}
-	crashPoint("outcome-recorded")
+	faultpoint.Reach("outcome-recorded")
 	if err := w.collectOriginals(outcome); err != nil {
 		errs = append(errs, fmt.Errorf("apply /etc: remove kept originals no longer needed: %w", err))
 	}
@@ -316,7 +318,7 @@ func (w *Writer) RunOnChange(ctx context.Context, res *Result) error {
 		} else {
 			ran.DaemonReload = true
 		}
-		crashPoint("daemon-reloaded")
+		faultpoint.Reach("daemon-reloaded")
 	}
 	if reloaded {
 		for _, verb := range []string{"restart", "reload"} {
@@ -334,7 +336,7 @@ func (w *Writer) RunOnChange(ctx context.Context, res *Result) error {
 				} else {
 					ran.Reload = append(ran.Reload, u)
 				}
-				crashPoint(verb + "ed")
+				faultpoint.Reach(verb + "ed")
 			}
 		}
 	}
@@ -342,7 +344,7 @@ func (w *Writer) RunOnChange(ctx context.Context, res *Result) error {
 	if err := w.clearOwed(context.WithoutCancel(ctx), ran); err != nil {
 		errs = append(errs, fmt.Errorf("run onChange actions: %w", err))
 	}
-	crashPoint("owed-cleared")
+	faultpoint.Reach("owed-cleared")
 	return errors.Join(errs...)
 }
 

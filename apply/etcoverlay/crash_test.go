@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/bootsync/bootsync/hostspec"
+	"github.com/bootsync/bootsync/internal/faultpoint"
 )
 
 // The crash test re-executes this test binary as a child that runs one
@@ -45,14 +46,13 @@ func crashChild(at string) int {
 		return 2
 	}
 	count := 0
-	crashHook = func(step string) {
+	faultpoint.Arm(func(step string) {
 		count++
 		if count == n {
 			fmt.Fprintf(os.Stderr, "crash at point %d: %s\n", n, step)
-			syscall.Kill(os.Getpid(), syscall.SIGKILL)
-			select {} // the signal is on its way
+			faultpoint.Kill()
 		}
-	}
+	})
 	w, err := New(os.Getenv(envCrashRoot), os.Getenv(envCrashState),
 		WithBootIDFile(os.Getenv(envCrashBoot)), WithSystemctl(os.Getenv(envCrashCtl)))
 	if err != nil {
