@@ -31,7 +31,15 @@ require (
 	gopkg.in/yaml.v3 v3.0.1
 )
 
-require cyphar.com/go-pathrs v0.2.5 // indirect
+require (
+	cyphar.com/go-pathrs v0.2.5 // indirect
+	github.com/dennwc/varint v1.0.0 // indirect
+	github.com/go-kit/log v0.2.1 // indirect
+	github.com/go-logfmt/logfmt v0.6.0 // indirect
+	github.com/grafana/regexp v0.0.0-20221122212121-6b5c0a4cb7fd // indirect
+	github.com/prometheus/prometheus v0.51.0 // indirect
+	go.uber.org/atomic v1.11.0 // indirect
+)
 
 require (
 	dario.cat/mergo v1.0.2 // indirect

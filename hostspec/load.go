@@ -64,6 +64,8 @@ type Fleet struct {
 	Name   string // metadata.name; may be empty
 	Source Source
 	Policy Policy
+	// Rollout is the rollout policy (nil when fleet.yaml has none).
+	Rollout *Rollout
 
 	policySrc map[string]Source
 	layer     *layer
@@ -214,7 +216,7 @@ func (l *loader) load(cfg loadConfig) (*Repo, error) {
 		}
 		switch doc := s.doc.(type) {
 		case *fleetDoc:
-			repo.fleet = &Fleet{Name: doc.name, Source: doc.src, Policy: doc.policy, policySrc: doc.policySrc, layer: l.prepare(s.file, &doc.spec)}
+			repo.fleet = &Fleet{Name: doc.name, Source: doc.src, Policy: doc.policy, policySrc: doc.policySrc, layer: l.prepare(s.file, &doc.spec), Rollout: doc.rollout}
 		case *groupDoc:
 			if prev, dup := groupFiles[doc.name]; dup {
 				l.fail(s.file, doc.src, "metadata.name", "duplicate group name %q: also defined in %s:%d", doc.name, prev.File, prev.Line)
@@ -243,6 +245,9 @@ func (l *loader) load(cfg loadConfig) (*Repo, error) {
 	if repo.fleet == nil {
 		// fleet.yaml could not be read; its problem is already listed.
 		return nil, ErrorList{{File: FleetFile, Msg: "could not be loaded"}}
+	}
+	if l.checkRollout(repo); len(l.errs) > 0 {
+		return nil, l.errs
 	}
 	slices.SortFunc(repo.groups, func(a, b *Group) int {
 		return cmp.Or(cmp.Compare(a.Priority, b.Priority), strings.Compare(a.Name, b.Name))

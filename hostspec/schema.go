@@ -19,7 +19,7 @@ import (
 
 // Keys each document and object may hold. Anything else is an error.
 var (
-	fleetKeys     = []string{"apiVersion", "kind", "metadata", "spec", "policy", "limits"}
+	fleetKeys     = []string{"apiVersion", "kind", "metadata", "spec", "policy", "limits", "rollout"}
 	groupKeys     = []string{"apiVersion", "kind", "metadata", "selector", "priority", "spec", "policy"}
 	hostKeys      = []string{"apiVersion", "kind", "metadata", "spec", "policy"}
 	lockKeys      = []string{"apiVersion", "kind", "images"}
@@ -165,6 +165,7 @@ type fleetDoc struct {
 	policy    Policy
 	policySrc map[string]Source
 	limits    limitsDoc
+	rollout   *Rollout
 }
 
 type groupDoc struct {
@@ -304,6 +305,8 @@ func (d *decoder) fleet(root *yaml.Node) *fleetDoc {
 			d.policy(v, f, doc)
 		case "limits":
 			doc.limits = d.limits(v, f)
+		case "rollout":
+			doc.rollout = d.rollout(v, f)
 		}
 	})
 	return doc

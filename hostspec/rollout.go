@@ -1,0 +1,196 @@
+package hostspec
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Rollout is fleet.yaml's `rollout:` policy: the waves in which
+// `bootsync rollout` widens one group's bucket range, how long each wave
+// soaks, and how many failed hosts halt it. Agents do not read it: every
+// step the job takes is an ordinary commit to the group's file.
+//
+//	rollout:
+//	  group: next                 # groups/…: the group whose spec rolls out
+//	  waves:                      # bucket ranges, each containing the one before
+//	    - {bucket: "0-9", soak: 30m}
+//	    - {bucket: "0-49", soak: 1h}
+//	    - {bucket: "0-99"}
+//	  failureBudget: 0            # failed hosts tolerated (or "5%" of the hosts the rollout reached)
+//	  onFailure: pause            # pause (default): update.paused in the group; revert: the group as before the rollout
+type Rollout struct {
+	Group         string        `json:"group"`
+	Waves         []Wave        `json:"waves"`
+	FailureBudget FailureBudget `json:"failureBudget"`
+	OnFailure     string        `json:"onFailure"`
+	Source        Source        `json:"source"`
+	groupSrc      Source
+}
+
+// Wave is one step of a rollout: the group selects the hosts whose bucket
+// is in [Lo, Hi], and the wave must run healthy for Soak before the next.
+type Wave struct {
+	Bucket string        `json:"bucket"`
+	Lo     int           `json:"lo"`
+	Hi     int           `json:"hi"`
+	Soak   time.Duration `json:"soak"`
+	Source Source        `json:"source"`
+}
+
+// FailureBudget is how many failed hosts a rollout tolerates: a count, or
+// a percentage of the hosts it has reached.
+type FailureBudget struct {
+	Count   int     `json:"count,omitempty"`
+	Percent float64 `json:"percent,omitempty"`
+	IsShare bool    `json:"isPercent,omitempty"`
+}
+
+// Allowed is how many of reached hosts may fail.
+func (b FailureBudget) Allowed(reached int) int {
+	if !b.IsShare {
+		return b.Count
+	}
+	return int(b.Percent * float64(reached) / 100)
+}
+
+func (b FailureBudget) String() string {
+	if b.IsShare {
+		return strconv.FormatFloat(b.Percent, 'f', -1, 64) + "%"
+	}
+	return strconv.Itoa(b.Count)
+}
+
+// What a rollout does when failures exceed its budget.
+const (
+	OnFailurePause  = "pause"
+	OnFailureRevert = "revert"
+)
+
+var (
+	rolloutKeys = []string{"group", "waves", "failureBudget", "onFailure"}
+	waveKeys    = []string{"bucket", "soak"}
+)
+
+func (d *decoder) rollout(n *yaml.Node, field string) *Rollout {
+	r := &Rollout{OnFailure: OnFailurePause, Source: d.src(n)}
+	sawWaves, sawGroup := false, false
+	ok := d.mapping(n, field, rolloutKeys, func(key string, _, v *yaml.Node, f string) {
+		switch key {
+		case "group":
+			sawGroup = true
+			if s, ok := d.text(v, f); ok && d.checkName(v, f, s) {
+				r.Group, r.groupSrc = s, d.src(v)
+			}
+		case "waves":
+			sawWaves = true
+			d.sequence(v, f, func(_ int, item *yaml.Node, f string) {
+				if w, ok := d.wave(item, f); ok {
+					d.checkWidens(item, f, r.Waves, w)
+					r.Waves = append(r.Waves, w)
+				}
+			})
+		case "failureBudget":
+			if s, ok := d.text(v, f); ok {
+				b, msg := parseFailureBudget(s)
+				if msg != "" {
+					d.failf(v, f, "%s", msg)
+				}
+				r.FailureBudget = b
+			}
+		case "onFailure":
+			if s, ok := d.text(v, f); ok {
+				if s != OnFailurePause && s != OnFailureRevert {
+					d.failf(v, f, "invalid value %q: want pause or revert", s)
+				}
+				r.OnFailure = s
+			}
+		}
+	})
+	if !ok {
+		return r
+	}
+	if !sawGroup {
+		d.failf(n, field+".group", "missing: name the group whose spec rolls out (a file under groups/)")
+	}
+	if !sawWaves {
+		d.failf(n, field+".waves", "missing: list the waves as bucket ranges, e.g. [{bucket: \"0-9\", soak: 1h}, {bucket: \"0-99\"}]")
+	}
+	return r
+}
+
+func (d *decoder) wave(n *yaml.Node, field string) (Wave, bool) {
+	w := Wave{Source: d.src(n)}
+	sawBucket := false
+	ok := d.mapping(n, field, waveKeys, func(key string, _, v *yaml.Node, f string) {
+		switch key {
+		case "bucket":
+			s, ok := d.text(v, f)
+			if !ok {
+				return
+			}
+			lo, hi, msg := parseBucketRange(s)
+			if msg != "" {
+				d.failf(v, f, "%s", msg)
+				return
+			}
+			w.Bucket, w.Lo, w.Hi, sawBucket = s, lo, hi, true
+		case "soak":
+			if x, ok := d.duration(v, f); ok {
+				w.Soak = time.Duration(x)
+			}
+		}
+	})
+	if ok && !sawBucket {
+		d.failf(n, field+".bucket", "missing: a wave is a bucket range such as \"0-9\"")
+	}
+	return w, ok && sawBucket
+}
+
+// checkWidens reports a wave that does not contain the one before it: a
+// rollout only ever adds hosts.
+func (d *decoder) checkWidens(n *yaml.Node, field string, before []Wave, w Wave) {
+	if len(before) == 0 {
+		return
+	}
+	prev := before[len(before)-1]
+	if w.Lo > prev.Lo || w.Hi < prev.Hi || (w.Lo == prev.Lo && w.Hi == prev.Hi) {
+		d.failf(n, field, "wave %q must contain the wave before it (%q) and be wider: a rollout only adds hosts", w.Bucket, prev.Bucket)
+	}
+}
+
+// parseFailureBudget parses "3" or "5%".
+func parseFailureBudget(s string) (FailureBudget, string) {
+	if p, ok := strings.CutSuffix(strings.TrimSpace(s), "%"); ok {
+		v, err := strconv.ParseFloat(strings.TrimSpace(p), 64)
+		if err != nil || v < 0 || v > 100 {
+			return FailureBudget{}, fmt.Sprintf("invalid failure budget %q: want a number of hosts (0, 1, …) or a percentage from 0%% to 100%%", s)
+		}
+		return FailureBudget{Percent: v, IsShare: true}, ""
+	}
+	v, err := strconv.Atoi(strings.TrimSpace(s))
+	if err != nil || v < 0 {
+		return FailureBudget{}, fmt.Sprintf("invalid failure budget %q: want a number of hosts (0, 1, …) or a percentage such as \"5%%\"", s)
+	}
+	return FailureBudget{Count: v}, ""
+}
+
+// checkRollout reports a rollout whose group is not declared.
+func (l *loader) checkRollout(repo *Repo) {
+	r := repo.fleet.Rollout
+	if r == nil || r.Group == "" {
+		return
+	}
+	for _, g := range repo.groups {
+		if g.Name == r.Group {
+			if !g.Selector.hasBucket && len(r.Waves) > 0 {
+				l.fail(FleetFile, r.groupSrc, "rollout.group", "group %q has no selector.bucket: a rollout widens the group's bucket range (add bucket: %q to its selector)", r.Group, r.Waves[0].Bucket)
+			}
+			return
+		}
+	}
+	l.fail(FleetFile, r.groupSrc, "rollout.group", "no group named %q: declare it under groups/ with the spec to roll out and selector.bucket set to the first wave", r.Group)
+}
