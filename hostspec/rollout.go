@@ -1,6 +1,7 @@
 package hostspec
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -178,19 +179,27 @@ func parseFailureBudget(s string) (FailureBudget, string) {
 	return FailureBudget{Count: v}, ""
 }
 
-// checkRollout reports a rollout whose group is not declared.
+// checkRollout reports a rollout group without a bucket range. A group
+// that does not exist is no rollout in progress (a reverted rollout may
+// have removed it); `bootsync rollout` says so.
 func (l *loader) checkRollout(repo *Repo) {
 	r := repo.fleet.Rollout
-	if r == nil || r.Group == "" {
+	if r == nil || r.Group == "" || len(r.Waves) == 0 {
 		return
 	}
 	for _, g := range repo.groups {
-		if g.Name == r.Group {
-			if !g.Selector.hasBucket && len(r.Waves) > 0 {
-				l.fail(FleetFile, r.groupSrc, "rollout.group", "group %q has no selector.bucket: a rollout widens the group's bucket range (add bucket: %q to its selector)", r.Group, r.Waves[0].Bucket)
-			}
-			return
+		if g.Name == r.Group && !g.Selector.hasBucket {
+			l.fail(FleetFile, r.groupSrc, "rollout.group", "group %q has no selector.bucket: a rollout widens the group's bucket range (add bucket: %q to its selector)", r.Group, r.Waves[0].Bucket)
 		}
 	}
-	l.fail(FleetFile, r.groupSrc, "rollout.group", "no group named %q: declare it under groups/ with the spec to roll out and selector.bucket set to the first wave", r.Group)
+}
+
+// ParseBucketRange parses a bucket range as selectors and waves write it:
+// "lo-hi" or "n", within 0..99.
+func ParseBucketRange(s string) (lo, hi int, err error) {
+	lo, hi, msg := parseBucketRange(s)
+	if msg != "" {
+		return 0, 0, errors.New(msg)
+	}
+	return lo, hi, nil
 }

@@ -45,6 +45,13 @@ func TestRolloutPolicyDecodes(t *testing.T) {
 	}
 }
 
+func TestRolloutGroupMayBeAbsent(t *testing.T) {
+	// A reverted rollout may have removed its group: no rollout in progress.
+	if r := mustLoad(t, files("fleet.yaml", rolloutFleet)); r.Fleet().Rollout.Group != "next" {
+		t.Fatalf("rollout = %+v", r.Fleet().Rollout)
+	}
+}
+
 func TestRolloutPolicyErrorsNameFileLineAndField(t *testing.T) {
 	for _, tc := range []struct {
 		name, fleet, group, want string
@@ -59,8 +66,6 @@ func TestRolloutPolicyErrorsNameFileLineAndField(t *testing.T) {
 			`rollout.soak: unknown field "soak"`},
 		{"bad range", strings.Replace(rolloutFleet, `"0-99"`, `"0-100"`, 1), nextGroup,
 			`fleet.yaml:10:16: rollout.waves[2].bucket: invalid bucket range "0-100"`},
-		{"missing group", rolloutFleet, "",
-			`fleet.yaml:6:10: rollout.group: no group named "next"`},
 		{"group without bucket", rolloutFleet, strings.Replace(nextGroup, `{bucket: "0-9"}`, `{hosts: ["*"]}`, 1),
 			`fleet.yaml:6:10: rollout.group: group "next" has no selector.bucket`},
 		{"no waves", strings.Split(rolloutFleet, "  waves:")[0], nextGroup,
