@@ -20,6 +20,8 @@ func newDiffCmd() *cobra.Command {
 		hostGlob string
 		output   string
 		exitCode bool
+		status   string
+		sf       statusFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "diff --base REV [--head REV]",
@@ -72,6 +74,13 @@ changes and --exit-code is given, 2 on trouble (as diff(1)).`,
 			if err != nil {
 				return trouble(err)
 			}
+			if status != "" {
+				live, err := sf.fetch(ctx, status, rf.budget.netTimeout, h)
+				if err != nil {
+					return trouble(fmt.Errorf("--status-from: %w", err))
+				}
+				rep.Annotate(live.ForDiff(rep))
+			}
 			out := cmd.OutOrStdout()
 			switch output {
 			case "json":
@@ -96,6 +105,8 @@ changes and --exit-code is given, 2 on trouble (as diff(1)).`,
 	cmd.Flags().StringVar(&hostGlob, "host", "", "only hosts whose names match this glob")
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text, markdown or json")
 	cmd.Flags().BoolVar(&exitCode, "exit-code", false, "exit 1 when any host changes")
+	cmd.Flags().StringVar(&status, "status-from", "", "Prometheus server that scrapes the agents: show what each changed host runs now")
+	sf.register(cmd)
 	return cmd
 }
 

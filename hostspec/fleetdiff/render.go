@@ -31,6 +31,9 @@ func (r *Report) WriteText(w io.Writer) error {
 	}
 	for _, h := range r.Hosts {
 		ew.printf("\n%s %s (%s)\n", statusMark(h.Status), h.Host, h.Status)
+		if now := r.statusLine(h.Host); now != "" {
+			ew.printf("  now: %s\n", now)
+		}
 		if g := groupLine(h); g != "" {
 			ew.printf("  groups: %s\n", g)
 		}
@@ -73,6 +76,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	if line := r.repoChanges(); line != "" {
 		fmt.Fprintf(&b, "Changed in the repo: %s\n\n", line)
 	}
+	b.WriteString(r.statusMarkdown())
 	b.WriteString("| host | status | image | /etc files | other |\n|---|---|---|---|---|\n")
 	for _, h := range r.Hosts {
 		img := "—"
