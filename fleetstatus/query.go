@@ -73,12 +73,16 @@ type sample struct {
 // Fetch reads every host's last report at now.
 func (c *Client) Fetch(ctx context.Context, now time.Time) (*Fleet, error) {
 	lb := model.Duration(c.lookback).String()
-	step := model.Duration(max(time.Second, (c.lookback / 240).Truncate(time.Second))).String()
+	step := model.Duration(min(time.Minute, max(time.Second, (c.lookback / 240).Truncate(time.Second)))).String()
 	queries := map[string]string{"reporting": mHost}
 	for _, m := range MetricNames {
 		// When each series was last seen: a host that stopped reporting
 		// keeps its last labels, and of a label that changed, the newest.
+		// The subquery's steps are aligned to multiples of step, so series
+		// that are live now are read by an instant query too: a series
+		// younger than one step would be missed otherwise.
 		queries["seen:"+m] = fmt.Sprintf("max_over_time(timestamp(%s)[%s:%s])", m, lb, step)
+		queries["now:"+m] = fmt.Sprintf("timestamp(%s)", m)
 		queries["value:"+m] = fmt.Sprintf("last_over_time(%s[%s])", m, lb)
 	}
 	results := map[string]model.Vector{}
@@ -126,11 +130,24 @@ func series(results map[string]model.Vector, metric string) []sample {
 		delete(m, model.MetricNameLabel)
 		values[m.Fingerprint()] = float64(s.Value)
 	}
-	var out []sample
-	for _, s := range results["seen:"+metric] {
-		m := s.Metric.Clone()
-		delete(m, model.MetricNameLabel)
-		out = append(out, sample{labels: m, value: values[m.Fingerprint()], seen: float64(s.Value)})
+	seen := map[model.Fingerprint]*sample{}
+	var order []model.Fingerprint
+	for _, key := range []string{"seen:" + metric, "now:" + metric} {
+		for _, s := range results[key] {
+			m := s.Metric.Clone()
+			delete(m, model.MetricNameLabel)
+			fp := m.Fingerprint()
+			if prev, ok := seen[fp]; ok {
+				prev.seen = max(prev.seen, float64(s.Value))
+				continue
+			}
+			seen[fp] = &sample{labels: m, value: values[fp], seen: float64(s.Value)}
+			order = append(order, fp)
+		}
+	}
+	out := make([]sample, 0, len(order))
+	for _, fp := range order {
+		out = append(out, *seen[fp])
 	}
 	return out
 }
