@@ -73,7 +73,7 @@ type sample struct {
 // Fetch reads every host's last report at now.
 func (c *Client) Fetch(ctx context.Context, now time.Time) (*Fleet, error) {
 	lb := model.Duration(c.lookback).String()
-	step := model.Duration(min(time.Minute, max(time.Second, (c.lookback / 240).Truncate(time.Second)))).String()
+	step := model.Duration(min(time.Minute, max(time.Second, (c.lookback/240).Truncate(time.Second)))).String()
 	queries := map[string]string{"reporting": mHost}
 	for _, m := range MetricNames {
 		// When each series was last seen: a host that stopped reporting

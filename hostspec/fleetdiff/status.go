@@ -91,7 +91,9 @@ func (r *Report) statusMarkdown() string {
 	for d := range byDigest {
 		digests = append(digests, d)
 	}
-	sort.Slice(digests, func(i, j int) bool { return byDigest[digests[i]] > byDigest[digests[j]] || byDigest[digests[i]] == byDigest[digests[j]] && digests[i] < digests[j] })
+	sort.Slice(digests, func(i, j int) bool {
+		return byDigest[digests[i]] > byDigest[digests[j]] || byDigest[digests[i]] == byDigest[digests[j]] && digests[i] < digests[j]
+	})
 	for i, d := range digests {
 		if i == maxNamesPerFlag {
 			fmt.Fprintf(&b, "- … %d more digests\n", len(digests)-i)
