@@ -13,8 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/bootsync/bootsync/fleetstatus"
 	"github.com/bootsync/bootsync/hostspec/fleetdiff"
+	"github.com/bootsync/bootsync/reconcile"
 	"github.com/bootsync/bootsync/test/bootcsim"
 	"github.com/bootsync/bootsync/test/fleettest"
 	"github.com/bootsync/bootsync/test/headless"
@@ -220,6 +223,8 @@ func TestFleetStatusFromPrometheus(t *testing.T) {
 		}
 	})
 
+	t.Run("grafana dashboard", func(t *testing.T) { checkGrafanaDashboard(t, prom) })
+
 	t.Run("html in headless chromium", func(t *testing.T) {
 		chromium := headless.Require(t)
 		out, errOut, code := cli(t, "fleet", "status", "--prometheus", prom.URL(), "--repo", repoDir, "--rev", "HEAD", "--lookback", "10m", "-o", "html")
@@ -300,4 +305,99 @@ func checkScreenshot(t *testing.T, file string) {
 	if !found["ok"] || !found["quarantined"] {
 		t.Errorf("screenshot %s lacks the state colours: %v", file, found)
 	}
+}
+
+// checkGrafanaDashboard loads examples/grafana's dashboard as Grafana
+// dashboard JSON and checks that every query parses in Prometheus and names
+// only metrics the running agents export.
+func checkGrafanaDashboard(t *testing.T, prom *promserver.Server) {
+	data, err := os.ReadFile("../../examples/grafana/bootsync-fleet.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		UID           string `json:"uid"`
+		Title         string `json:"title"`
+		SchemaVersion int    `json:"schemaVersion"`
+		Templating    struct {
+			List []struct {
+				Name, Type string
+			} `json:"list"`
+		} `json:"templating"`
+		Panels []struct {
+			ID      int                       `json:"id"`
+			Type    string                    `json:"type"`
+			Title   string                    `json:"title"`
+			GridPos *struct{ X, Y, W, H int } `json:"gridPos"`
+			Targets []struct {
+				RefID string `json:"refId"`
+				Expr  string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	dec := json.NewDecoder(strings.NewReader(string(data)))
+	if err := dec.Decode(&dash); err != nil {
+		t.Fatalf("dashboard JSON: %v", err)
+	}
+	if dash.UID == "" || dash.Title == "" || dash.SchemaVersion < 30 || len(dash.Panels) == 0 {
+		t.Fatalf("not a dashboard: uid %q title %q schemaVersion %d, %d panels", dash.UID, dash.Title, dash.SchemaVersion, len(dash.Panels))
+	}
+	// The metrics the agent declares (a labelled counter has no series
+	// before its first event), and those Prometheus scraped from the
+	// running agents, which must be among them.
+	exported := map[string]bool{}
+	descs := make(chan *prometheus.Desc, 100)
+	go func() { reconcile.NewMetrics().Registry.Describe(descs); close(descs) }()
+	for d := range descs {
+		if m := regexp.MustCompile(`fqName: "([a-z_]+)"`).FindStringSubmatch(d.String()); m != nil {
+			exported[m[1]] = true
+		}
+	}
+	res, err := prom.Query(t.Context(), `count by (__name__) ({__name__=~"bootsync_.+"})`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) < 10 {
+		t.Fatalf("Prometheus has %d bootsync metrics from the agents", len(res))
+	}
+	for _, r := range res {
+		var s struct {
+			Metric map[string]string `json:"metric"`
+		}
+		_ = json.Unmarshal(r, &s)
+		if name := histogramBase(s.Metric["__name__"]); !exported[name] {
+			t.Errorf("the agents export %s, which reconcile.NewMetrics does not declare", name)
+		}
+	}
+	ids := map[int]bool{}
+	vars := strings.NewReplacer("$instance", ".*", "$__rate_interval", "1m")
+	for _, p := range dash.Panels {
+		if p.ID == 0 || ids[p.ID] || p.Type == "" || p.Title == "" || p.GridPos == nil || p.GridPos.W == 0 || len(p.Targets) == 0 {
+			t.Errorf("panel %d %q: want a unique id, a type, a title, a gridPos and targets", p.ID, p.Title)
+		}
+		ids[p.ID] = true
+		for _, q := range p.Targets {
+			for _, m := range regexp.MustCompile(`bootsync_[a-z_]+`).FindAllString(q.Expr, -1) {
+				if !exported[histogramBase(m)] {
+					t.Errorf("panel %q queries %s, which the agents do not export (they export %v)", p.Title, m, exported)
+				}
+			}
+			if q.RefID == "" {
+				t.Errorf("panel %q: a target without refId", p.Title)
+			}
+			if _, err := prom.Query(t.Context(), vars.Replace(q.Expr)); err != nil {
+				t.Errorf("panel %q: %v", p.Title, err)
+			}
+		}
+	}
+}
+
+// histogramBase is a histogram's name for one of its series' names.
+func histogramBase(name string) string {
+	for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+		if base, ok := strings.CutSuffix(name, suffix); ok {
+			return base
+		}
+	}
+	return name
 }
