@@ -38,8 +38,8 @@ func TestDecide(t *testing.T) {
 		want   string
 		why    string
 	}{
-		{"soaked", []fleetstatus.Host{ok("a", start), ok("b", start.Add(10 * time.Minute))}, start.Add(71 * time.Minute), hostspec.FailureBudget{}, ActionAdvance, ""},
-		{"soaking since the last host converged", []fleetstatus.Host{ok("a", start), ok("b", start.Add(30 * time.Minute))}, start.Add(61 * time.Minute), hostspec.FailureBudget{}, ActionWait, "soaking"},
+		{"soaked", []fleetstatus.Host{ok("a", start), ok("b", start.Add(10*time.Minute))}, start.Add(71 * time.Minute), hostspec.FailureBudget{}, ActionAdvance, ""},
+		{"soaking since the last host converged", []fleetstatus.Host{ok("a", start), ok("b", start.Add(30*time.Minute))}, start.Add(61 * time.Minute), hostspec.FailureBudget{}, ActionWait, "soaking"},
 		{"quarantined beyond the budget", []fleetstatus.Host{ok("a", start), quarantined}, start.Add(2 * time.Hour), hostspec.FailureBudget{}, ActionHalt, "quarantined sha256:new"},
 		{"quarantined within the budget", []fleetstatus.Host{ok("a", start), quarantined}, start.Add(2 * time.Hour), hostspec.FailureBudget{Count: 1}, ActionAdvance, ""},
 		{"a pass error holds the wave", []fleetstatus.Host{ok("a", start), outage}, start.Add(2 * time.Hour), hostspec.FailureBudget{}, ActionWait, "last pass failed: registry-unreachable"},
