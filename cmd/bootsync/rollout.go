@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/mail"
 
@@ -70,25 +71,7 @@ for a pull request.`,
 			if err != nil {
 				return err
 			}
-			out := cmd.OutOrStdout()
-			if output == "json" {
-				enc := json.NewEncoder(out)
-				enc.SetIndent("", "  ")
-				return enc.Encode(d)
-			}
-			fmt.Fprintf(out, "%s: %s\n", d.Action, d.Summary)
-			for _, h := range d.Failed {
-				fmt.Fprintf(out, "  failed  %s: %s\n", h.Host, h.Why)
-			}
-			for _, h := range d.Pending {
-				fmt.Fprintf(out, "  pending %s: %s\n", h.Host, h.Why)
-			}
-			if d.Commit != "" {
-				fmt.Fprintf(out, "pushed %s to %s\n", d.Commit, d.Branch)
-			} else if dryRun && (d.Action == rollout.ActionAdvance || d.Action == rollout.ActionHalt) {
-				fmt.Fprintln(out, "dry run: nothing committed")
-			}
-			return nil
+			return printDecision(cmd.OutOrStdout(), d, output, dryRun)
 		},
 	}
 	fl := cmd.Flags()
@@ -108,4 +91,26 @@ for a pull request.`,
 	fl.StringVarP(&output, "output", "o", "text", "output format: text or json")
 	sf.register(cmd)
 	return cmd
+}
+
+// printDecision writes what a rollout run decided.
+func printDecision(out io.Writer, d *rollout.Decision, output string, dryRun bool) error {
+	if output == "json" {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(d)
+	}
+	fmt.Fprintf(out, "%s: %s\n", d.Action, d.Summary)
+	for _, h := range d.Failed {
+		fmt.Fprintf(out, "  failed  %s: %s\n", h.Host, h.Why)
+	}
+	for _, h := range d.Pending {
+		fmt.Fprintf(out, "  pending %s: %s\n", h.Host, h.Why)
+	}
+	if d.Commit != "" {
+		fmt.Fprintf(out, "pushed %s to %s\n", d.Commit, d.Branch)
+	} else if dryRun && (d.Action == rollout.ActionAdvance || d.Action == rollout.ActionHalt) {
+		fmt.Fprintln(out, "dry run: nothing committed")
+	}
+	return nil
 }
