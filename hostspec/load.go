@@ -142,6 +142,9 @@ func (l *loader) load(cfg loadConfig) (*Repo, error) {
 		// fleet.yaml could not be read; its problem is already listed.
 		return nil, ErrorList{{File: FleetFile, Msg: "could not be loaded"}}
 	}
+	if l.checkRollout(repo); len(l.errs) > 0 {
+		return nil, l.errs
+	}
 	slices.SortFunc(repo.groups, func(a, b *Group) int {
 		return cmp.Or(cmp.Compare(a.Priority, b.Priority), strings.Compare(a.Name, b.Name))
 	})
@@ -179,7 +182,7 @@ func (l *loader) addSource(repo *Repo, s *source, names *declaredNames) {
 	}
 	switch doc := s.doc.(type) {
 	case *fleetDoc:
-		repo.fleet = &Fleet{Name: doc.name, Source: doc.src, Policy: doc.policy, policySrc: doc.policySrc, layer: l.prepare(s.file, &doc.spec)}
+		repo.fleet = &Fleet{Name: doc.name, Source: doc.src, Policy: doc.policy, policySrc: doc.policySrc, layer: l.prepare(s.file, &doc.spec), Rollout: doc.rollout}
 	case *groupDoc:
 		if prev, dup := names.groups[doc.name]; dup {
 			l.fail(s.file, doc.src, "metadata.name", "duplicate group name %q: also defined in %s:%d", doc.name, prev.File, prev.Line)

@@ -38,6 +38,8 @@ type Fleet struct {
 	Name   string // metadata.name; may be empty
 	Source Source
 	Policy Policy
+	// Rollout is the rollout policy (nil when fleet.yaml has none).
+	Rollout *Rollout
 
 	policySrc map[string]Source
 	layer     *layer

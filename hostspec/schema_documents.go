@@ -18,6 +18,7 @@ type fleetDoc struct {
 	policy    Policy
 	policySrc map[string]Source
 	limits    limitsDoc
+	rollout   *Rollout
 }
 
 type groupDoc struct {
@@ -51,6 +52,7 @@ var fleetObject = objectOf(
 	field[fleetDoc]{key: "spec", parse: func(d *decoder, v *yaml.Node, f string, doc *fleetDoc) { specObject.decode(d, v, f, &doc.spec) }},
 	field[fleetDoc]{key: "policy", parse: func(d *decoder, v *yaml.Node, f string, doc *fleetDoc) { policyObject.decode(d, v, f, doc) }},
 	field[fleetDoc]{key: "limits", parse: func(d *decoder, v *yaml.Node, f string, doc *fleetDoc) { doc.limits = d.limits(v, f) }},
+	field[fleetDoc]{key: "rollout", parse: func(d *decoder, v *yaml.Node, f string, doc *fleetDoc) { doc.rollout = d.rollout(v, f) }},
 )
 
 var groupObject = objectOf(

@@ -239,6 +239,7 @@ func (a *Agent) finish(st *Status, j *Journal, res *PassResult, err error, start
 	}
 	st.LastPass = pass
 	st.FleetLockHeld = j.FleetLockHeld
+	st.BootedCommit = bootedCommit(j, st.Booted)
 	for _, q := range j.Quarantine {
 		st.Quarantine = append(st.Quarantine, q)
 	}
@@ -364,6 +365,9 @@ func (a *Agent) pass(ctx context.Context, opts PassOptions, j *Journal, st *Stat
 	j.Intent = nil
 	if j.LastApplied != desired.Commit && desired.Commit != "" {
 		j.LastApplied, changed = desired.Commit, true
+	}
+	if noteBootedFrom(j, obs, desired) {
+		changed = true
 	}
 	if changed {
 		if err := a.journal.Save(j); err != nil {

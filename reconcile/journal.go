@@ -55,6 +55,8 @@ type Journal struct {
 	// FailedBoot is the boot ID of a boot whose verification failed:
 	// `bootsync check-boot` reports that boot as bad to greenboot.
 	FailedBoot string `json:"failedBoot,omitempty"`
+	// BootedFrom is the commit that asked for the booted image.
+	BootedFrom *BootedFrom `json:"bootedFrom,omitempty"`
 
 	// loaded is the file this journal was read from, so that fields a
 	// newer agent added survive this agent's rewrite.

@@ -22,6 +22,7 @@ type Metrics struct {
 	checkFailures *prometheus.CounterVec
 	state         *prometheus.GaugeVec
 	otherUpdaters *prometheus.GaugeVec
+	fleet         *fleetMetrics
 }
 
 // NewMetrics registers the agent's metrics in a new registry.
@@ -35,7 +36,7 @@ func NewMetrics() *Metrics {
 		booted: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "bootsync_booted_image_info",
 			Help: "The image bootc reports as booted (always 1).",
-		}, []string{"digest"}),
+		}, []string{"digest", "commit"}),
 		lastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "bootsync_last_success_timestamp_seconds",
 			Help: "When the last pass finished without error.",
@@ -76,6 +77,7 @@ func NewMetrics() *Metrics {
 	}
 	m.Registry.MustRegister(m.desired, m.booted, m.lastSuccess, m.passDuration, m.errors,
 		m.drift, m.rebootPending, m.quarantined, m.checkFailures, m.state, m.otherUpdaters)
+	m.fleet = newFleetMetrics(m.Registry)
 	return m
 }
 
@@ -96,7 +98,7 @@ func (m *Metrics) observePass(st *Status, started time.Time, reason Reason) {
 	}
 	if st.Booted != nil {
 		m.booted.Reset()
-		m.booted.WithLabelValues(st.Booted.Digest).Set(1)
+		m.booted.WithLabelValues(st.Booted.Digest, st.BootedCommit).Set(1)
 	}
 	m.drift.Set(float64(len(st.Drift)))
 	if st.RebootPending {
@@ -113,6 +115,7 @@ func (m *Metrics) observePass(st *Status, started time.Time, reason Reason) {
 		m.state.Reset()
 		m.state.WithLabelValues(string(st.LastPass.State)).Set(1)
 	}
+	m.fleet.observe(st, reason, time.Now())
 }
 
 // checkFailed counts a failed health-check verdict.

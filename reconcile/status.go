@@ -22,6 +22,9 @@ type Status struct {
 	Booted   *Deployment    `json:"booted,omitempty"`
 	Staged   *Deployment    `json:"staged,omitempty"`
 	Rollback *Deployment    `json:"rollback,omitempty"`
+	// BootedCommit is the commit whose spec first asked for the booted
+	// image ("" when the agent did not see it asked for).
+	BootedCommit string `json:"bootedCommit,omitempty"`
 
 	RollbackQueued bool `json:"rollbackQueued"`
 	RebootPending  bool `json:"rebootPending"`

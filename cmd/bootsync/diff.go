@@ -22,6 +22,8 @@ func newDiffCmd() *cobra.Command {
 		output   string
 		exitCode bool
 		full     bool
+		status   string
+		sf       statusFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "diff --base REV [--head REV]",
@@ -61,6 +63,15 @@ changes and --exit-code is given, 2 on trouble (as diff(1)).`,
 			if err != nil {
 				return trouble(err)
 			}
+			if status != "" {
+				// The changed hosts are in the report; the head repository
+				// itself is not needed (and is not loaded whole).
+				live, err := sf.fetch(ctx, status, rf.budget.netTimeout, &fleetRevision{Name: rep.Head})
+				if err != nil {
+					return trouble(fmt.Errorf("--status-from: %w", err))
+				}
+				rep.Annotate(live.ForDiff(rep))
+			}
 			out := cmd.OutOrStdout()
 			switch output {
 			case "json":
@@ -86,6 +97,8 @@ changes and --exit-code is given, 2 on trouble (as diff(1)).`,
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text, markdown or json")
 	cmd.Flags().BoolVar(&exitCode, "exit-code", false, "exit 1 when any host changes")
 	cmd.Flags().BoolVar(&full, "full", false, "render every host at both revisions, not only those the change can affect")
+	cmd.Flags().StringVar(&status, "status-from", "", "Prometheus server that scrapes the agents: show what each changed host runs now")
+	sf.register(cmd)
 	return cmd
 }
 

@@ -32,6 +32,8 @@ repository; in CI, "bootsync diff" shows what a pull request changes on every ho
 		newRebootCmd(),
 		newUnquarantineCmd(),
 		newCheckBootCmd(),
+		newFleetCmd(),
+		newRolloutCmd(),
 	)
 	return root
 }

@@ -35,6 +35,8 @@ type Report struct {
 	Head    string       `json:"head"`
 	Summary Summary      `json:"summary"`
 	Hosts   []HostChange `json:"hosts"` // changed hosts only, sorted by name
+	// Status is what the changed hosts run now (diff --status-from).
+	Status *LiveStatus `json:"status,omitempty"`
 }
 
 // Summary counts hosts and lists the repository files that changed.
