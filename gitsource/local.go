@@ -23,8 +23,8 @@ type Local struct {
 
 // Revision is one commit of a fleet repository and its tree.
 type Revision struct {
-	Commit string  // full hex commit id
-	FS     *TreeFS // the commit's tree
+	Commit string // full hex commit id
+	FS     FS     // the commit's tree (*TreeFS for a Git repository)
 }
 
 // OpenLocal opens the Git repository that contains dir (searching parent

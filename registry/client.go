@@ -37,6 +37,9 @@ type Client struct {
 	// skipVerify holds the hosts it marks insecure (TLS not verified).
 	sys        *containerstypes.SystemContext
 	skipVerify *sync.Map
+	// remoteOpts reach registries the way the puller does, for writes
+	// (bootsync publish).
+	remoteOpts []remote.Option
 }
 
 type config struct {
@@ -168,13 +171,14 @@ func New(opts ...Option) (*Client, error) {
 		base = newSkipVerifyTransport(defaultBaseTransport(cfg.netTimeout), skipVerify)
 	}
 	rt := transport.NewUserAgent(newRetryingTransport(base, cfg.retry), cfg.userAgent)
-	puller, err := remote.NewPuller(
+	remoteOpts := []remote.Option{
 		remote.WithTransport(rt),
 		remote.WithAuthFromKeychain(cfg.keychain),
 		// Retries are done once, by the go-retryablehttp layer.
 		remote.WithRetryPredicate(func(error) bool { return false }),
 		remote.WithRetryStatusCodes(),
-	)
+	}
+	puller, err := remote.NewPuller(remoteOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("registry client: %w", err)
 	}
@@ -185,6 +189,7 @@ func New(opts ...Option) (*Client, error) {
 		cache:      newDigestCache(cfg.cacheLimits),
 		sys:        cfg.registriesConf,
 		skipVerify: skipVerify,
+		remoteOpts: remoteOpts,
 	}
 	for _, h := range cfg.insecure {
 		c.insecure[strings.ToLower(h)] = true
