@@ -111,7 +111,7 @@ type InvalidArtifactError struct {
 }
 
 func (e *InvalidArtifactError) Error() string {
-	return fmt.Sprintf("%s is not a valid fleet artifact: %v", e.Ref, e.Err)
+	return fmt.Sprintf("%s is not a fleet artifact as `bootsync publish` writes it: %v", e.Ref, e.Err)
 }
 
 func (e *InvalidArtifactError) Unwrap() error { return e.Err }

@@ -116,7 +116,7 @@ func ParseManifest(raw []byte) (*Artifact, error) {
 	case m.MediaType != "" && m.MediaType != types.OCIManifestSchema1:
 		return nil, fmt.Errorf("manifest media type is %q, want %q", m.MediaType, types.OCIManifestSchema1)
 	case m.Config.MediaType != ConfigMediaType:
-		return nil, fmt.Errorf("config media type is %q, want %q: this is not a fleet artifact made by `bootsync publish`", m.Config.MediaType, ConfigMediaType)
+		return nil, fmt.Errorf("config media type is %q, want %q", m.Config.MediaType, ConfigMediaType)
 	case len(m.Layers) != 1:
 		return nil, fmt.Errorf("the manifest has %d layers, a fleet artifact has exactly one", len(m.Layers))
 	case m.Layers[0].MediaType != ContentMediaType:
