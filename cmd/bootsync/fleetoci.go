@@ -20,6 +20,9 @@ func (f *repoFlags) artifactRevision(ctx context.Context, rev string) (fs.FS, st
 	if f.path != "" {
 		return nil, "", fmt.Errorf("--path applies to a Git URL: a fleet artifact holds the fleet directory itself")
 	}
+	if len(f.fleetKeys) == 0 {
+		return nil, "", fmt.Errorf("--repo %s needs --fleet-key: a fleet artifact is only read once its signature verified with a key you trust", f.repo)
+	}
 	url, err := artifactURL(f.repo, rev)
 	if err != nil {
 		return nil, "", err
