@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"bytes"
 	"errors"
 	"io/fs"
 	"os"
@@ -10,6 +11,8 @@ import (
 
 	"github.com/docker/cli/cli/config/configfile"
 	"github.com/google/go-containerregistry/pkg/authn"
+
+	"github.com/bootsync/bootsync/internal/boundedread"
 )
 
 // AuthFiles lists the registry credential files a Keychain reads, in
@@ -148,16 +151,15 @@ func normalizeAuthKey(k string) string {
 }
 
 func loadAuthFile(path string) (*configfile.ConfigFile, error) {
-	f, err := os.Open(path)
+	data, err := boundedread.ReadFile(path, boundedread.MaxLocalFile)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, &authFileError{path: path, err: err}
 	}
-	defer f.Close()
 	cf := configfile.New(path)
-	if err := cf.LoadFromReader(f); err != nil {
+	if err := cf.LoadFromReader(bytes.NewReader(data)); err != nil {
 		// The parser's message may quote content; keep only the file name.
 		return nil, &authFileError{path: path, err: errors.New("the file is not valid auth.json")}
 	}
