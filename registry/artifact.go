@@ -5,12 +5,26 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
+
+// remoteOptions are how the client reaches registries through
+// go-containerregistry, for reads (the puller) and writes alike.
+func remoteOptions(rt http.RoundTripper, kc authn.Keychain) []remote.Option {
+	return []remote.Option{
+		remote.WithTransport(rt),
+		remote.WithAuthFromKeychain(kc),
+		// Retries are done once, by the go-retryablehttp layer.
+		remote.WithRetryPredicate(func(error) bool { return false }),
+		remote.WithRetryStatusCodes(),
+	}
+}
 
 // Manifest is a manifest read by digest: its exact bytes, checked against
 // the digest by go-containerregistry.

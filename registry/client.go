@@ -37,9 +37,7 @@ type Client struct {
 	// skipVerify holds the hosts it marks insecure (TLS not verified).
 	sys        *containerstypes.SystemContext
 	skipVerify *sync.Map
-	// remoteOpts reach registries the way the puller does, for writes
-	// (bootsync publish).
-	remoteOpts []remote.Option
+	remoteOpts []remote.Option // as the puller's, for writes (bootsync publish)
 }
 
 type config struct {
@@ -171,13 +169,7 @@ func New(opts ...Option) (*Client, error) {
 		base = newSkipVerifyTransport(defaultBaseTransport(cfg.netTimeout), skipVerify)
 	}
 	rt := transport.NewUserAgent(newRetryingTransport(base, cfg.retry), cfg.userAgent)
-	remoteOpts := []remote.Option{
-		remote.WithTransport(rt),
-		remote.WithAuthFromKeychain(cfg.keychain),
-		// Retries are done once, by the go-retryablehttp layer.
-		remote.WithRetryPredicate(func(error) bool { return false }),
-		remote.WithRetryStatusCodes(),
-	}
+	remoteOpts := remoteOptions(rt, cfg.keychain)
 	puller, err := remote.NewPuller(remoteOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("registry client: %w", err)
