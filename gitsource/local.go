@@ -25,8 +25,8 @@ type Local struct {
 
 // Revision is one commit of a fleet repository and its tree.
 type Revision struct {
-	Commit string  // full hex commit id
-	FS     *TreeFS // the commit's tree
+	Commit string // full hex commit id
+	FS     FS     // the commit's tree (*TreeFS for a Git repository)
 }
 
 // OpenLocal opens the Git repository that contains dir (searching parent
@@ -56,6 +56,34 @@ func OpenLocal(ctx context.Context, dir string) (*Local, error) {
 	return &Local{dir: dir, repo: repo}, nil
 }
 
+// Repository is the go-git repository, for what needs its history (publish
+// counts a commit's generation and checks ancestry).
+func (l *Local) Repository() *git.Repository { return l.repo }
+
+// Branch names the branch rev is (HEAD: the checked-out branch); "" for a
+// commit id, a tag or any other expression.
+func (l *Local) Branch(rev string) string {
+	if rev == "HEAD" {
+		if head, err := l.repo.Head(); err == nil && head.Name().IsBranch() {
+			return head.Name().Short()
+		}
+		return ""
+	}
+	if _, err := l.repo.Reference(plumbing.NewBranchReferenceName(rev), false); err == nil {
+		return rev
+	}
+	return ""
+}
+
+// OriginURL is the URL of the remote "origin" without credentials ("" when
+// there is none).
+func (l *Local) OriginURL() string {
+	if r, err := l.repo.Remote("origin"); err == nil && len(r.Config().URLs) > 0 {
+		return Redact(strings.TrimSpace(r.Config().URLs[0]))
+	}
+	return ""
+}
+
 // DirRevision is the directory the repository was opened at, as it was at
 // rev: rev's tree narrowed to where the directory sits in the checkout, so
 // that `--repo examples/fleet --rev HEAD~1` reads examples/fleet of that
@@ -65,7 +93,7 @@ func (l *Local) DirRevision(ctx context.Context, rev string) (*Revision, error) 
 	if err != nil {
 		return nil, err
 	}
-	sub, err := l.dirInCheckout()
+	sub, err := l.DirInCheckout()
 	if err != nil || sub == "." {
 		return r, err
 	}
@@ -76,9 +104,9 @@ func (l *Local) DirRevision(ctx context.Context, rev string) (*Revision, error) 
 	return &Revision{Commit: r.Commit, FS: fsys}, nil
 }
 
-// dirInCheckout is where the directory the repository was opened at sits
+// DirInCheckout is where the directory the repository was opened at sits
 // inside its checkout ("." at the root or in a bare repository).
-func (l *Local) dirInCheckout() (string, error) {
+func (l *Local) DirInCheckout() (string, error) {
 	wt, err := l.repo.Worktree()
 	if err != nil {
 		return ".", nil // a bare repository has no working tree: the fleet is at its root

@@ -394,7 +394,11 @@ func (d *treeDir) ReadDir(n int) ([]fs.DirEntry, error) {
 // (following symbolic links inside the tree to find it). Unlike fs.Sub, links
 // inside the result are resolved against the new root, so a link that leaves
 // dir fails with ErrSymlinkEscapes: dir is all the caller sees.
-func (f *TreeFS) Subtree(dir string) (*TreeFS, error) {
+func (f *TreeFS) Subtree(dir string) (FS, error) {
+	return f.subtree(dir)
+}
+
+func (f *TreeFS) subtree(dir string) (*TreeFS, error) {
 	n, err := f.resolve("open", dir, true)
 	if err != nil {
 		return nil, err

@@ -6,7 +6,6 @@ import (
 	"runtime"
 
 	"github.com/bootsync/bootsync/apply/bootc"
-	"github.com/bootsync/bootsync/gitsource"
 	"github.com/bootsync/bootsync/hostspec"
 	"github.com/bootsync/bootsync/policy"
 	"github.com/bootsync/bootsync/registry"
@@ -49,7 +48,7 @@ func deployment(e *bootc.BootEntry) *Deployment {
 func (a *Agent) desired(ctx context.Context, j *Journal, arch string) (Desired, *hostspec.HostSpec, *policy.Verifier, error) {
 	poll, err := a.deps.Source.Poll(ctx, j.LastApplied)
 	if err != nil {
-		return Desired{}, nil, nil, &PassError{Reason: gitsource.ReasonOf(err).In("git"), Err: fmt.Errorf("fetch fleet repository: %w", err)}
+		return Desired{}, nil, nil, &PassError{Reason: sourceReason(err), Err: fmt.Errorf("fetch fleet repository: %w", err)}
 	}
 	if poll.Recovered != nil {
 		a.log.Warn("git cache was corrupt and has been cloned again", "err", poll.Recovered)

@@ -35,6 +35,7 @@ type Client struct {
 	// skipVerify holds the hosts it marks insecure (TLS not verified).
 	sys        *containerstypes.SystemContext
 	skipVerify *sync.Map
+	remoteOpts []remote.Option // as the puller's, for writes (bootsync publish)
 }
 
 type config struct {
@@ -166,13 +167,8 @@ func New(opts ...Option) (*Client, error) {
 		base = newSkipVerifyTransport(defaultBaseTransport(cfg.netTimeout), skipVerify)
 	}
 	rt := transport.NewUserAgent(newRetryingTransport(base, cfg.retry), cfg.userAgent)
-	puller, err := remote.NewPuller(
-		remote.WithTransport(rt),
-		remote.WithAuthFromKeychain(cfg.keychain),
-		// Retries are done once, by the go-retryablehttp layer.
-		remote.WithRetryPredicate(func(error) bool { return false }),
-		remote.WithRetryStatusCodes(),
-	)
+	remoteOpts := remoteOptions(rt, cfg.keychain)
+	puller, err := remote.NewPuller(remoteOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("registry client: %w", err)
 	}
@@ -183,6 +179,7 @@ func New(opts ...Option) (*Client, error) {
 		cache:      newDigestCache(cfg.cacheLimits),
 		sys:        cfg.registriesConf,
 		skipVerify: skipVerify,
+		remoteOpts: remoteOpts,
 	}
 	for _, h := range cfg.insecure {
 		c.insecure[strings.ToLower(h)] = true

@@ -61,13 +61,9 @@ func buildAgent(cfg *Config, log *slog.Logger, metrics *reconcile.Metrics, allow
 	if cfg.Repo.URL == "" {
 		return nil, errors.New("config: repo.url is not set")
 	}
-	gitOpts, err := gitOptions(cfg, allowReset)
+	src, err := newFleetSource(cfg, allowReset)
 	if err != nil {
 		return nil, err
-	}
-	src, err := gitsource.New(cfg.Repo.URL, gitOpts...)
-	if err != nil {
-		return nil, fmt.Errorf("fleet repository: %w", err)
 	}
 	reg, hostPolicy, err := newImageAccess(cfg)
 	if err != nil {

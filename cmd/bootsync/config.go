@@ -105,6 +105,9 @@ type TrustConfig struct {
 	RequireSignatures bool     `mapstructure:"requireSignatures" yaml:"requireSignatures"`
 	Registries        []string `mapstructure:"registries" yaml:"registries"`
 	CommitKeys        []string `mapstructure:"commitKeys" yaml:"commitKeys"`
+	// FleetKeys are the PEM public keys that may sign fleet artifacts
+	// (an oci:// repo.url); any one may sign.
+	FleetKeys []string `mapstructure:"fleetKeys" yaml:"fleetKeys"`
 	// AcceptBundles also accepts cosign v3 Sigstore bundles, which bootc
 	// itself cannot verify.
 	AcceptBundles bool `mapstructure:"acceptBundles" yaml:"acceptBundles"`
@@ -156,6 +159,7 @@ func defaultConfig() map[string]any {
 		"trust.requireSignatures":         true,
 		"trust.registries":                []string{},
 		"trust.commitKeys":                []string{},
+		"trust.fleetKeys":                 []string{},
 		"trust.acceptBundles":             true,
 		"registry.insecure":               []string{},
 		"interval":                        "5m",
@@ -315,7 +319,7 @@ func (c *Config) validate() error {
 // fleet repository must not be able to rewrite them (reserved paths).
 func (c *Config) namedFiles() []string {
 	a := c.Repo.Auth
-	out := slices.Concat(c.files, c.Trust.SigningKeys, c.Trust.CommitKeys,
+	out := slices.Concat(c.files, c.Trust.SigningKeys, c.Trust.CommitKeys, c.Trust.FleetKeys,
 		[]string{a.UsernameFile, a.PasswordFile, a.SSHKeyFile, a.KnownHostsFile, a.CAFile, c.StateDir})
 	for i, f := range out {
 		out[i] = etcoverlay.HostPath(c.Root, f)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/bootsync/bootsync/gitsource"
 	"github.com/bootsync/bootsync/hostspec"
+	"github.com/bootsync/bootsync/ocisource"
 )
 
 // workingTree names the uncommitted files of a checkout in reports.
@@ -29,6 +30,7 @@ type repoFlags struct {
 	usernameFile string
 	passwordFile string
 	caFile       string
+	fleetKeys    []string // with oci://: the keys that sign fleet artifacts
 	budget       budgetFlags
 
 	mu     sync.Mutex
@@ -37,13 +39,14 @@ type repoFlags struct {
 
 func (f *repoFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
-	fl.StringVar(&f.repo, "repo", ".", "fleet repository: a directory inside a Git checkout, or a Git URL (https://, ssh://, file://)")
+	fl.StringVar(&f.repo, "repo", ".", "fleet repository: a directory inside a Git checkout, a Git URL (https://, ssh://, file://), or a published fleet artifact (oci://registry/repository:tag)")
 	fl.StringVar(&f.path, "path", "", "with a Git URL: the fleet's directory inside the repository")
 	fl.StringVar(&f.cacheDir, "cache-dir", "", "with a Git URL: where the clone is kept (default: the user cache directory)")
 	fl.BoolVar(&f.allowHTTP, "allow-http", false, "with a Git URL: allow plain http://")
 	fl.StringVar(&f.usernameFile, "git-username-file", "", "with a Git URL: file holding the user name")
 	fl.StringVar(&f.passwordFile, "git-password-file", "", "with a Git URL: file holding the password or token")
 	fl.StringVar(&f.caFile, "git-ca-file", "", "with a Git URL: extra CA certificates (PEM) for https")
+	fl.StringArrayVar(&f.fleetKeys, "fleet-key", nil, "with oci://: a public key (PEM) that may sign the fleet artifact, as trust.fleetKeys; repeatable, required")
 	f.budget.register(fl)
 }
 
@@ -105,6 +108,9 @@ func (f *repoFlags) openRevision(ctx context.Context, rev string) (*fleetRevisio
 }
 
 func (f *repoFlags) revisionFS(ctx context.Context, rev string) (fs.FS, string, error) {
+	if ocisource.IsURL(f.repo) {
+		return f.artifactRevision(ctx, rev)
+	}
 	if isGitURL(f.repo) {
 		local, err := f.remote(ctx)
 		if err != nil {
