@@ -98,6 +98,12 @@ func Decide(s Situation) Decision {
 	wave := p.Waves[s.Wave]
 	allowed := p.FailureBudget.Allowed(len(s.Hosts))
 	switch {
+	case len(s.Hosts) == 0:
+		// Nothing has proven the wave's image: hosts may not have reported
+		// yet, or the range selects none. Advancing would widen an untested
+		// change.
+		d.Action = ActionWait
+		d.Summary = fmt.Sprintf("wave %d (buckets %s): no host of group %s is declared or reporting yet; waiting for the wave's hosts (widen the wave if its range selects none)", d.Wave, wave.Bucket, p.Group)
 	case len(d.Failed) > allowed:
 		d.Action = ActionHalt
 		d.Summary = fmt.Sprintf("%d of %d host(s) of wave %d failed, more than the failure budget of %s (%d)", len(d.Failed), len(s.Hosts), d.Wave, p.FailureBudget, allowed)

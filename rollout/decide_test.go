@@ -37,20 +37,26 @@ func TestDecide(t *testing.T) {
 		budget hostspec.FailureBudget
 		want   string
 		why    string
+		names  []string // the wave's hosts; default a and b
 	}{
-		{"soaked", []fleetstatus.Host{ok("a", start), ok("b", start.Add(10*time.Minute))}, start.Add(71 * time.Minute), hostspec.FailureBudget{}, ActionAdvance, ""},
-		{"soaking since the last host converged", []fleetstatus.Host{ok("a", start), ok("b", start.Add(30*time.Minute))}, start.Add(61 * time.Minute), hostspec.FailureBudget{}, ActionWait, "soaking"},
-		{"quarantined beyond the budget", []fleetstatus.Host{ok("a", start), quarantined}, start.Add(2 * time.Hour), hostspec.FailureBudget{}, ActionHalt, "quarantined sha256:new"},
-		{"quarantined within the budget", []fleetstatus.Host{ok("a", start), quarantined}, start.Add(2 * time.Hour), hostspec.FailureBudget{Count: 1}, ActionAdvance, ""},
-		{"a pass error holds the wave", []fleetstatus.Host{ok("a", start), outage}, start.Add(2 * time.Hour), hostspec.FailureBudget{}, ActionWait, "last pass failed: registry-unreachable"},
-		{"a host still on an older commit", []fleetstatus.Host{ok("a", start), behind}, start.Add(2 * time.Hour), hostspec.FailureBudget{}, ActionWait, "has not fetched the wave's commit"},
-		{"a host not reporting", []fleetstatus.Host{ok("a", start), stopped}, start.Add(2 * time.Hour), hostspec.FailureBudget{}, ActionWait, "not reporting"},
-		{"a host that never reported", []fleetstatus.Host{ok("a", start)}, start.Add(2 * time.Hour), hostspec.FailureBudget{}, ActionWait, "never reported"},
+		{"soaked", []fleetstatus.Host{ok("a", start), ok("b", start.Add(10*time.Minute))}, start.Add(71 * time.Minute), hostspec.FailureBudget{}, ActionAdvance, "", nil},
+		{"soaking since the last host converged", []fleetstatus.Host{ok("a", start), ok("b", start.Add(30*time.Minute))}, start.Add(61 * time.Minute), hostspec.FailureBudget{}, ActionWait, "soaking", nil},
+		{"quarantined beyond the budget", []fleetstatus.Host{ok("a", start), quarantined}, start.Add(2 * time.Hour), hostspec.FailureBudget{}, ActionHalt, "quarantined sha256:new", nil},
+		{"quarantined within the budget", []fleetstatus.Host{ok("a", start), quarantined}, start.Add(2 * time.Hour), hostspec.FailureBudget{Count: 1}, ActionAdvance, "", nil},
+		{"a pass error holds the wave", []fleetstatus.Host{ok("a", start), outage}, start.Add(2 * time.Hour), hostspec.FailureBudget{}, ActionWait, "last pass failed: registry-unreachable", nil},
+		{"a host still on an older commit", []fleetstatus.Host{ok("a", start), behind}, start.Add(2 * time.Hour), hostspec.FailureBudget{}, ActionWait, "has not fetched the wave's commit", nil},
+		{"a host not reporting", []fleetstatus.Host{ok("a", start), stopped}, start.Add(2 * time.Hour), hostspec.FailureBudget{}, ActionWait, "not reporting", nil},
+		{"a host that never reported", []fleetstatus.Host{ok("a", start)}, start.Add(2 * time.Hour), hostspec.FailureBudget{}, ActionWait, "never reported", nil},
+		{"a wave without hosts proves nothing", nil, start.Add(2 * time.Hour), hostspec.FailureBudget{}, ActionWait, "no host of group next", []string{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := *policy
 			p.FailureBudget = tc.budget
-			d := Decide(Situation{Policy: &p, Wave: 0, WaveCommit: wave, WaveTime: start, Hosts: []string{"a", "b"},
+			names := tc.names
+			if names == nil {
+				names = []string{"a", "b"}
+			}
+			d := Decide(Situation{Policy: &p, Wave: 0, WaveCommit: wave, WaveTime: start, Hosts: names,
 				Status: &fleetstatus.Fleet{Hosts: tc.hosts}, Includes: func(c string) bool { return c == wave }, Now: tc.now})
 			if d.Action != tc.want {
 				t.Fatalf("decided %s (%s), want %s", d.Action, d.Summary, tc.want)
