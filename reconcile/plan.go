@@ -163,37 +163,15 @@ func Decide(d Desired, o Observed) Plan {
 	// An automatic rollback after a failed verification was interrupted
 	// before its reboot: finish it, whatever the reboot policy says.
 	if pend := j.Pending; pend != nil && pend.Kind == pendingAutoRollback && !rebooted(pend, o) {
-		if !o.RollbackQueued {
-			p.add(Step{Action: ActionRollback, Digest: pend.Digests[0], Reason: "finish the automatic rollback"})
-		}
-		p.add(Step{Action: ActionReboot, Digest: pend.Digests[0], Reason: "finish the automatic rollback"})
-		p.State, p.Reason = StateQuarantined, "rolling back after a failed update"
+		p.finishAutoRollback(pend, o)
 		return p
 	}
 
 	// A reboot this agent asked for has happened (the boot ID changed).
 	if pend := j.Pending; pend != nil && pend.Kind != pendingAutoRollback && rebooted(pend, o) {
-		if slices.Contains(pend.Digests, o.Booted.Digest) {
-			if o.EtcChanges > 0 && !d.Update.Paused {
-				p.add(Step{Action: ActionWriteEtc, Reason: "re-apply /etc before checking health"})
-			}
-			p.add(Step{Action: ActionVerify, Digest: o.Booted.Digest, Reason: "booted into " + short(o.Booted.Digest) + "; run health checks"})
-			p.State, p.Reason = StateVerifying, "verifying the new image"
+		var verifying bool
+		if j, verifying = p.decideAfterReboot(d, o, j, pend); verifying {
 			return p
-		}
-		if updateLost(pend, o) && j.Restaged != pend.Digests[0] {
-			// The staged deployment never became a boot entry (power was
-			// lost before ostree finalized it at shutdown): the image was
-			// not tried, so it is not quarantined; it is staged once more.
-			p.add(Step{Action: ActionRestage, Digest: pend.Digests[0],
-				Reason: fmt.Sprintf("rebooted to apply %s, but the staged update was not applied (the shutdown did not finalize it); staging it once more", short(pend.Digests[0]))})
-			j = j.withoutPending()
-		} else {
-			// Rebooted, but not into the image: the boot fell back, or the
-			// update was lost a second time. Never reboot twice for the
-			// same failed change.
-			p.add(Step{Action: ActionQuarantine, Digest: pend.Digests[0], Reason: notBootedReason(pend, o)})
-			j = j.withQuarantine(pend.Digests[0])
 		}
 	}
 
@@ -208,43 +186,8 @@ func Decide(d Desired, o Observed) Plan {
 		p.add(Step{Action: ActionWriteEtc, Reason: fmt.Sprintf("%d /etc file(s) differ from the spec", o.EtcChanges)})
 	}
 
-	rebootStep := func(target *Deployment, why string) {
-		ok, wait := rebootAllowed(d, o, j)
-		if !ok {
-			p.State, p.Reason = StateWaiting, why+"; "+wait
-			return
-		}
-		if needsFleetLock(d.Update.Reboot) {
-			p.add(Step{Action: ActionAcquireRebootSlot, Reason: "take a FleetLock reboot slot"})
-		}
-		// Soft reboots go into a staged deployment only: bootc prepares
-		// one with `upgrade --apply --soft-reboot=auto`; a queued rollback
-		// reboots fully.
-		soft := d.Update.SoftReboot && o.Capabilities.SoftReboot && target != nil && target.SoftRebootCapable && target == o.Staged
-		p.add(Step{Action: ActionReboot, Digest: d.Digests[0], Soft: soft, Reason: why})
-		p.State, p.Reason = StateUpdating, why
-	}
-
 	if d.matches(o.Booted) {
-		if o.RollbackQueued {
-			// Someone queued a rollback away from the desired image.
-			p.add(Step{Action: ActionCancelRollback, Reason: "a queued rollback would leave the desired image"})
-		}
-		if j.FleetLockHeld && j.Pending == nil {
-			p.add(Step{Action: ActionReleaseRebootSlot, Reason: "the host is steady on the desired image"})
-		}
-		p.State, p.Reason = StateConverged, "booted image is the desired image"
-		if q := j.quarantined(d.Digests); q != "" {
-			// Verification failed and no automatic rollback was possible.
-			p.State = StateQuarantined
-			p.Reason = fmt.Sprintf("running the desired image %s, which failed verification (%s) and could not be rolled back automatically", short(q), j.Quarantine[q].Reason)
-		}
-		if len(p.Steps) > 0 && p.Steps[0].Action == ActionWriteEtc && p.State == StateConverged {
-			p.State, p.Reason = StateUpdating, "booted image is the desired image; /etc needs changes"
-		}
-		if o.EtcRebootRequired && !o.RollbackQueued && o.Staged == nil {
-			rebootStep(nil, "an /etc change needs a reboot to take effect")
-		}
+		p.decideOnDesired(d, o, j)
 		return p
 	}
 
@@ -254,16 +197,86 @@ func Decide(d Desired, o Observed) Plan {
 		return p
 	}
 
+	p.decideMove(d, o, j)
+	if p.State == "" {
+		p.State = StateUpdating
+	}
+	return p
+}
+
+// finishAutoRollback plans the rest of an interrupted automatic rollback.
+func (p *Plan) finishAutoRollback(pend *PendingReboot, o Observed) {
+	if !o.RollbackQueued {
+		p.add(Step{Action: ActionRollback, Digest: pend.Digests[0], Reason: "finish the automatic rollback"})
+	}
+	p.add(Step{Action: ActionReboot, Digest: pend.Digests[0], Reason: "finish the automatic rollback"})
+	p.State, p.Reason = StateQuarantined, "rolling back after a failed update"
+}
+
+// decideAfterReboot plans what follows a reboot this agent asked for. It
+// reports verifying when the host booted into the image and the plan is
+// complete; otherwise it returns the journal as the rest of Decide should
+// see it (the pending change restaged or quarantined).
+func (p *Plan) decideAfterReboot(d Desired, o Observed, j *Journal, pend *PendingReboot) (_ *Journal, verifying bool) {
+	if slices.Contains(pend.Digests, o.Booted.Digest) {
+		if o.EtcChanges > 0 && !d.Update.Paused {
+			p.add(Step{Action: ActionWriteEtc, Reason: "re-apply /etc before checking health"})
+		}
+		p.add(Step{Action: ActionVerify, Digest: o.Booted.Digest, Reason: "booted into " + short(o.Booted.Digest) + "; run health checks"})
+		p.State, p.Reason = StateVerifying, "verifying the new image"
+		return j, true
+	}
+	if updateLost(pend, o) && j.Restaged != pend.Digests[0] {
+		// The staged deployment never became a boot entry (power was
+		// lost before ostree finalized it at shutdown): the image was
+		// not tried, so it is not quarantined; it is staged once more.
+		p.add(Step{Action: ActionRestage, Digest: pend.Digests[0],
+			Reason: fmt.Sprintf("rebooted to apply %s, but the staged update was not applied (the shutdown did not finalize it); staging it once more", short(pend.Digests[0]))})
+		return j.withoutPending(), false
+	}
+	// Rebooted, but not into the image: the boot fell back, or the
+	// update was lost a second time. Never reboot twice for the
+	// same failed change.
+	p.add(Step{Action: ActionQuarantine, Digest: pend.Digests[0], Reason: notBootedReason(pend, o)})
+	return j.withQuarantine(pend.Digests[0]), false
+}
+
+// decideOnDesired plans for a host already booted into the desired image.
+func (p *Plan) decideOnDesired(d Desired, o Observed, j *Journal) {
+	if o.RollbackQueued {
+		// Someone queued a rollback away from the desired image.
+		p.add(Step{Action: ActionCancelRollback, Reason: "a queued rollback would leave the desired image"})
+	}
+	if j.FleetLockHeld && j.Pending == nil {
+		p.add(Step{Action: ActionReleaseRebootSlot, Reason: "the host is steady on the desired image"})
+	}
+	p.State, p.Reason = StateConverged, "booted image is the desired image"
+	if q := j.quarantined(d.Digests); q != "" {
+		// Verification failed and no automatic rollback was possible.
+		p.State = StateQuarantined
+		p.Reason = fmt.Sprintf("running the desired image %s, which failed verification (%s) and could not be rolled back automatically", short(q), j.Quarantine[q].Reason)
+	}
+	if len(p.Steps) > 0 && p.Steps[0].Action == ActionWriteEtc && p.State == StateConverged {
+		p.State, p.Reason = StateUpdating, "booted image is the desired image; /etc needs changes"
+	}
+	if o.EtcRebootRequired && !o.RollbackQueued && o.Staged == nil {
+		p.addReboot(d, o, j, nil, "an /etc change needs a reboot to take effect")
+	}
+}
+
+// decideMove plans moving the host to the desired image: through a queued
+// or available rollback, a staged deployment, or a fresh switch.
+func (p *Plan) decideMove(d Desired, o Observed, j *Journal) {
 	switch {
 	case o.RollbackQueued && d.matches(o.Rollback):
-		rebootStep(o.Rollback, "rollback to "+short(o.Rollback.Digest)+" is queued")
+		p.addReboot(d, o, j, o.Rollback, "rollback to "+short(o.Rollback.Digest)+" is queued")
 	case d.matches(o.Staged):
 		if o.Staged.DownloadOnly {
 			if ok, _ := rebootAllowed(d, o, j); ok {
 				p.add(Step{Action: ActionReleaseStaged, Digest: o.Staged.Digest, Reason: "the reboot policy allows applying the staged image"})
 			}
 		}
-		rebootStep(o.Staged, short(o.Staged.Digest)+" is staged")
+		p.addReboot(d, o, j, o.Staged, short(o.Staged.Digest)+" is staged")
 		if p.State == StateWaiting && !o.Staged.DownloadOnly && o.Capabilities.DownloadOnly {
 			p.add(Step{Action: ActionHoldStaged, Digest: o.Staged.Digest, Reason: "keep an unplanned reboot from applying it"})
 		}
@@ -272,21 +285,36 @@ func Decide(d Desired, o Observed) Plan {
 			break // unreachable: handled above
 		}
 		p.add(Step{Action: ActionRollback, Digest: o.Rollback.Digest, Reason: "the desired image is the rollback deployment: no download"})
-		rebootStep(o.Rollback, "rollback to "+short(o.Rollback.Digest))
+		p.addReboot(d, o, j, o.Rollback, "rollback to "+short(o.Rollback.Digest))
 	default:
 		if o.RollbackQueued {
 			p.add(Step{Action: ActionCancelRollback, Reason: "the queued rollback is not the desired image"})
 		}
 		p.add(Step{Action: ActionSwitch, Ref: d.ImageRef, Digest: d.Digests[0], Reason: "stage the desired image"})
-		rebootStep(&Deployment{SoftRebootCapable: false}, "update to "+short(d.Digests[0]))
+		p.addReboot(d, o, j, &Deployment{SoftRebootCapable: false}, "update to "+short(d.Digests[0]))
 		if p.State == StateWaiting && o.Capabilities.DownloadOnly {
 			p.add(Step{Action: ActionHoldStaged, Digest: d.Digests[0], Reason: "keep an unplanned reboot from applying it"})
 		}
 	}
-	if p.State == "" {
-		p.State = StateUpdating
+}
+
+// addReboot adds the reboot into target when the reboot policy allows it
+// now, and otherwise leaves the plan waiting with the policy's reason.
+func (p *Plan) addReboot(d Desired, o Observed, j *Journal, target *Deployment, why string) {
+	ok, wait := rebootAllowed(d, o, j)
+	if !ok {
+		p.State, p.Reason = StateWaiting, why+"; "+wait
+		return
 	}
-	return p
+	if needsFleetLock(d.Update.Reboot) {
+		p.add(Step{Action: ActionAcquireRebootSlot, Reason: "take a FleetLock reboot slot"})
+	}
+	// Soft reboots go into a staged deployment only: bootc prepares
+	// one with `upgrade --apply --soft-reboot=auto`; a queued rollback
+	// reboots fully.
+	soft := d.Update.SoftReboot && o.Capabilities.SoftReboot && target != nil && target.SoftRebootCapable && target == o.Staged
+	p.add(Step{Action: ActionReboot, Digest: d.Digests[0], Soft: soft, Reason: why})
+	p.State, p.Reason = StateUpdating, why
 }
 
 func (p *Plan) add(s Step) { p.Steps = append(p.Steps, s) }

@@ -31,11 +31,8 @@ import (
 // returned as the error, joined; the Result still lists what was applied.
 // Actions in the Result are what RunOnChange should run now.
 func (w *Writer) Apply(ctx context.Context, p *Plan) (*Result, error) {
-	if p == nil {
-		return nil, errors.New("apply /etc: no plan")
-	}
-	if p.Root != w.root {
-		return nil, fmt.Errorf("apply /etc: the plan is for root %s, this writer writes under %s", p.Root, w.root)
+	if err := w.checkPlanFor(p); err != nil {
+		return nil, err
 	}
 	unlock, err := w.lock(ctx)
 	if err != nil {
@@ -49,16 +46,10 @@ func (w *Writer) Apply(ctx context.Context, p *Plan) (*Result, error) {
 		return nil, fmt.Errorf("apply /etc: %w", err)
 	}
 	bootID := w.bootID()
-	if m.Generation != p.generation {
-		return nil, fmt.Errorf("apply /etc: another apply recorded changes since the plan was made: %w", ErrStalePlan)
+	if err := checkFresh(p, m, bootID); err != nil {
+		return nil, err
 	}
-	if bootID != p.bootID {
-		return nil, fmt.Errorf("apply /etc: the host rebooted since the plan was made: %w", ErrStalePlan)
-	}
-	errs := make([]error, 0, len(p.Problems))
-	for _, pr := range p.Problems {
-		errs = append(errs, pr)
-	}
+	errs := p.problemErrs()
 	res := &Result{}
 
 	if err := w.removeStaleStateTemps(); err != nil {
@@ -90,8 +81,62 @@ func (w *Writer) Apply(ctx context.Context, p *Plan) (*Result, error) {
 
 	// Keep the files bootsync takes over, before the intent that refers to
 	// them is recorded.
-	failed := make([]bool, len(p.Changes))
-	skipRecord := make([]bool, len(p.records))
+	failed, skipRecord, kerrs := w.keepOriginals(ctx, tree, p)
+	errs = append(errs, kerrs...)
+	faultpoint.Reach("originals-kept")
+
+	intent, anyIntent, err := w.recordIntent(ctx, m, p, failed, bootID)
+	if err != nil {
+		return nil, err
+	}
+
+	done, thisReboot, aerrs := applyChanges(ctx, tree, p, failed, res, &owed)
+	errs = append(errs, aerrs...)
+
+	// Record the outcome. A change that failed keeps its intent: the next
+	// Plan looks at the disk to see how far it got.
+	outcome := outcomeOf(intent, p, done, skipRecord, owed, bootID, anyIntent)
+	if err := w.saveManifest(context.WithoutCancel(ctx), outcome); err != nil {
+		return nil, fmt.Errorf("apply /etc: record outcome: %w", errors.Join(append(errs, err)...))
+	}
+	faultpoint.Reach("outcome-recorded")
+	if err := w.collectOriginals(outcome); err != nil {
+		errs = append(errs, fmt.Errorf("apply /etc: remove kept originals no longer needed: %w", err))
+	}
+	res.Actions = owed.actions()
+	res.Actions.RebootRequired = res.Actions.RebootRequired || thisReboot
+	return res, errors.Join(errs...)
+}
+
+// checkPlanFor refuses a missing plan and one made for another root.
+func (w *Writer) checkPlanFor(p *Plan) error {
+	if p == nil {
+		return errors.New("apply /etc: no plan")
+	}
+	if p.Root != w.root {
+		return fmt.Errorf("apply /etc: the plan is for root %s, this writer writes under %s", p.Root, w.root)
+	}
+	return nil
+}
+
+// checkFresh refuses a plan made before another apply or a reboot: what it
+// saw may no longer be so.
+func checkFresh(p *Plan, m *manifest, bootID string) error {
+	if m.Generation != p.generation {
+		return fmt.Errorf("apply /etc: another apply recorded changes since the plan was made: %w", ErrStalePlan)
+	}
+	if bootID != p.bootID {
+		return fmt.Errorf("apply /etc: the host rebooted since the plan was made: %w", ErrStalePlan)
+	}
+	return nil
+}
+
+// keepOriginals keeps the files the plan's changes and records take over.
+// It reports which changes failed and which records to skip, as they must
+// not go ahead without the original kept.
+func (w *Writer) keepOriginals(ctx context.Context, tree *dirTree, p *Plan) (failed, skipRecord []bool, errs []error) {
+	failed = make([]bool, len(p.Changes))
+	skipRecord = make([]bool, len(p.records))
 	for i := range p.Changes {
 		c := &p.Changes[i]
 		if c.backupCurrent {
@@ -109,11 +154,14 @@ func (w *Writer) Apply(ctx context.Context, p *Plan) (*Result, error) {
 			}
 		}
 	}
-	faultpoint.Reach("originals-kept")
+	return failed, skipRecord, errs
+}
 
-	intent := m.clone()
+// recordIntent durably records the intent of every change that has not
+// failed, in the next generation of the manifest, before any is written.
+func (w *Writer) recordIntent(ctx context.Context, m *manifest, p *Plan, failed []bool, bootID string) (intent *manifest, anyIntent bool, err error) {
+	intent = m.clone()
 	intent.Generation++
-	anyIntent := false
 	for i := range p.Changes {
 		c := &p.Changes[i]
 		if failed[i] {
@@ -132,13 +180,17 @@ func (w *Writer) Apply(ctx context.Context, p *Plan) (*Result, error) {
 	}
 	if anyIntent {
 		if err := w.saveManifest(ctx, intent); err != nil {
-			return nil, fmt.Errorf("apply /etc: record intent: %w", err)
+			return nil, false, fmt.Errorf("apply /etc: record intent: %w", err)
 		}
 		faultpoint.Reach("intent-recorded")
 	}
+	return intent, anyIntent, nil
+}
 
-	done := make([]bool, len(p.Changes))
-	var thisReboot bool
+// applyChanges writes and removes the files of the changes that have not
+// failed, until ctx ends, adding what each applied change owes to owed.
+func applyChanges(ctx context.Context, tree *dirTree, p *Plan, failed []bool, res *Result, owed *owedActions) (done []bool, thisReboot bool, errs []error) {
+	done = make([]bool, len(p.Changes))
 	for i := range p.Changes {
 		c := &p.Changes[i]
 		if failed[i] {
@@ -157,9 +209,12 @@ func (w *Writer) Apply(ctx context.Context, p *Plan) (*Result, error) {
 		owed.add(c.owed)
 		thisReboot = thisReboot || c.owed.Reboot
 	}
+	return done, thisReboot, errs
+}
 
-	// Record the outcome. A change that failed keeps its intent: the next
-	// Plan looks at the disk to see how far it got.
+// outcomeOf is the manifest after the apply: the intent with the changes
+// done and the records kept set, and the actions still owed.
+func outcomeOf(intent *manifest, p *Plan, done, skipRecord []bool, owed owedActions, bootID string, anyIntent bool) *manifest {
 	outcome := intent.clone()
 	for i := range p.Changes {
 		if done[i] {
@@ -185,16 +240,7 @@ func (w *Writer) Apply(ctx context.Context, p *Plan) (*Result, error) {
 	if !anyIntent {
 		outcome.Generation++
 	}
-	if err := w.saveManifest(context.WithoutCancel(ctx), outcome); err != nil {
-		return nil, fmt.Errorf("apply /etc: record outcome: %w", errors.Join(append(errs, err)...))
-	}
-	faultpoint.Reach("outcome-recorded")
-	if err := w.collectOriginals(outcome); err != nil {
-		errs = append(errs, fmt.Errorf("apply /etc: remove kept originals no longer needed: %w", err))
-	}
-	res.Actions = owed.actions()
-	res.Actions.RebootRequired = res.Actions.RebootRequired || thisReboot
-	return res, errors.Join(errs...)
+	return outcome
 }
 
 // keepOriginal reads the file at rel in full, checks it is still the one
