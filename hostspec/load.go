@@ -17,6 +17,7 @@ type loadConfig struct {
 	revision string
 	ceilings Limits
 	keepHost func(name string) bool // nil: every host file is decoded
+	cache    *DecodeCache           // nil: every file is decoded here
 }
 
 // WithRevision records rev (normally the commit id the tree was read from)
@@ -49,7 +50,7 @@ func Load(ctx context.Context, fsys fs.FS, opts ...LoadOption) (*Repo, error) {
 		}
 	}
 	cfg.ceilings = cfg.ceilings.WithDefaults(DefaultCeilings)
-	l := &loader{ctx: ctx, rfs: newRepoFS(fsys), templates: map[string]*tmpl{}, templateErrs: map[string]bool{}, hkeys: map[string]*healthKeys{}}
+	l := &loader{ctx: ctx, cache: cfg.cache, rfs: newRepoFS(fsys), templates: map[string]*tmpl{}, templateErrs: map[string]bool{}, hkeys: map[string]*healthKeys{}}
 	// fleet.yaml is read within the ceilings; its own limits apply to
 	// everything after it.
 	l.limits = effectiveLimits{Limits: cfg.ceilings, ceilings: cfg.ceilings}
@@ -63,6 +64,7 @@ func Load(ctx context.Context, fsys fs.FS, opts ...LoadOption) (*Repo, error) {
 
 type loader struct {
 	ctx          context.Context
+	cache        *DecodeCache
 	rfs          *repoFS
 	errs         ErrorList
 	templates    map[string]*tmpl

@@ -199,6 +199,9 @@ type finalizing struct {
 	spec       *HostSpec
 	prov       map[string]Source
 	errs       ErrorList
+	// check is finalizeHealth's scratch: merging through healthObject's
+	// function values moves a local to the heap, once per check.
+	check healthEntry
 }
 
 func (fz *finalizing) fail(src Source, field, format string, args ...any) {
@@ -275,22 +278,23 @@ func finalizeHealth(fz *finalizing, base *mergedState, hl *layer) {
 	fz.spec.Health = make([]HealthCheck, 0, len(base.healthNames)+len(hl.health))
 	bi, hi := 0, 0
 	for bi < len(base.healthNames) || hi < len(hl.health) {
-		var h healthEntry
+		h := &fz.check
 		switch {
 		case hi == len(hl.health) || (bi < len(base.healthNames) && base.healthNames[bi] < hl.health[hi].name):
-			h = base.health[base.healthNames[bi]]
+			*h = base.health[base.healthNames[bi]]
 			bi++
 		default:
 			p := hl.health[hi]
 			hi++
+			*h = healthEntry{}
 			var exists bool
 			if bi < len(base.healthNames) && base.healthNames[bi] == p.name {
-				h, exists = base.health[p.name], true
+				*h, exists = base.health[p.name], true
 				bi++
 			}
 			h.apply(p, exists)
 		}
-		if hc, ok := finalizeCheck(&h, fz.prov, fz.fail); ok {
+		if hc, ok := finalizeCheck(h, fz.prov, fz.fail); ok {
 			fz.spec.Health = append(fz.spec.Health, hc)
 		}
 	}

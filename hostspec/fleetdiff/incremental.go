@@ -31,8 +31,10 @@ type Side struct {
 // the change between the two trees can affect: a host file affects its
 // host; a group file the hosts its old or new selector picks; any other
 // file the hosts whose fleet, groups or host file read it (`from:`).
-// fleet.yaml, bootsync.lock and anything it cannot attribute (symbolic
-// links to documents, odd entries in groups/ or hosts/) mean ErrFullNeeded.
+// fleet.yaml and bootsync.lock affect every host: both revisions load
+// whole, sharing the decode of the files they have in common. Anything it
+// cannot attribute (symbolic links to documents, odd entries in groups/ or
+// hosts/) means ErrFullNeeded.
 // Host files no affected host needs are not decoded when the changed
 // groups select by name and bucket only.
 //
@@ -60,6 +62,7 @@ type change struct {
 	hosts  map[string]bool // host names whose files changed
 	groups []string        // group files that changed
 	others []string        // other files (what `from:` may read)
+	every  bool            // fleet.yaml or bootsync.lock: every host
 }
 
 func classify(paths []string) (*change, error) {
@@ -67,7 +70,7 @@ func classify(paths []string) (*change, error) {
 	for _, p := range paths {
 		switch {
 		case p == hostspec.FleetFile || p == hostspec.LockFile:
-			return nil, fmt.Errorf("%w: %s changed", ErrFullNeeded, p)
+			c.every = true
 		case strings.HasPrefix(p, hostspec.HostsDir+"/") && strings.HasSuffix(p, ".yaml"):
 			c.hosts[hostspec.HostFileName(p)] = true
 		case strings.HasPrefix(p, hostspec.GroupsDir+"/") && strings.HasSuffix(p, ".yaml"):
@@ -90,6 +93,9 @@ func compareChanged(ctx context.Context, base, head Side, opts Options) (*Report
 	c, err := classify(paths)
 	if err != nil {
 		return nil, err
+	}
+	if c.every {
+		return compareEvery(ctx, base, head, opts)
 	}
 	// First the fleet and the groups, with the host files only listed.
 	none := hostspec.WithHostFiles(func(string) bool { return false })
@@ -141,6 +147,18 @@ func compareChanged(ctx context.Context, base, head Side, opts Options) (*Report
 		}
 	}
 	return compareHosts(ctx, Revision{base.Name, rb, base.FS}, Revision{head.Name, rh, head.FS}, names, render, opts)
+}
+
+// compareEvery compares every host, as Compare does, for a change that
+// affects them all. The two revisions share one decode of each file that
+// the change left alone (most host files).
+func compareEvery(ctx context.Context, base, head Side, opts Options) (*Report, error) {
+	rb, rh, err := loadBoth(ctx, base, head, hostspec.WithDecodeCache(hostspec.NewDecodeCache()))
+	if err != nil {
+		return nil, err
+	}
+	names := unionHosts(rb.HostNames(), rh.HostNames(), opts.HostGlob)
+	return compareHosts(ctx, Revision{base.Name, rb, base.FS}, Revision{head.Name, rh, head.FS}, names, names, opts)
 }
 
 // changedGroupsIn returns the groups of r defined in the given files.
