@@ -3,6 +3,8 @@ package fleetsim
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -207,4 +209,35 @@ func TestMergeStorm(t *testing.T) {
 	}))
 	o := newOCIFleet(t, productionConfig)
 	report(o.name, o.storm(t, interval, jitter, o.publish))
+}
+
+// TestProfileRegistry writes a CPU profile of docker-registry serving
+// no-change polls to $FLEETSIM_PPROF (go tool pprof -top docker-registry FILE).
+func TestProfileRegistry(t *testing.T) {
+	out := os.Getenv("FLEETSIM_PPROF")
+	if out == "" {
+		t.Skip("set FLEETSIM_PPROF=FILE")
+	}
+	cfg := quietConfig
+	cfg.debugAddr = "127.0.0.1:" + strconv.Itoa(envInt("FLEETSIM_PPROF_PORT", 5991))
+	f := newOCIFleet(t, cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	period := time.Duration(float64(len(f.agents)) / 100 * float64(time.Second))
+	wg := f.run(ctx, period*10/11, period/11, &stats{}, nil)
+	defer wg.Wait()
+	defer cancel()
+	resp, err := http.Get("http://" + cfg.debugAddr + "/debug/pprof/profile?seconds=15")
+	if err != nil {
+		t.Fatalf("profile docker-registry: %v", err)
+	}
+	defer resp.Body.Close()
+	file, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer file.Close()
+	if _, err := io.Copy(file, resp.Body); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("profile docker-registry: %s, %v", resp.Status, err)
+	}
 }

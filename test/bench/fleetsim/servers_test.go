@@ -113,6 +113,7 @@ type registryConfig struct {
 	name      string
 	logLevel  string
 	accessLog bool
+	debugAddr string // http.debug.addr: pprof, for TestProfileRegistry
 }
 
 var (
@@ -143,6 +144,9 @@ func startRegistry(t testing.TB, cfg registryConfig) *dockerRegistry {
 	ln.Close()
 	conf := fmt.Sprintf("version: 0.1\nlog:\n  level: %s\n  accesslog:\n    disabled: %t\nstorage:\n  filesystem:\n    rootdirectory: %s\n"+
 		"  cache:\n    blobdescriptor: inmemory\nhttp:\n  addr: %s\n  secret: fleetsim\n", cfg.logLevel, !cfg.accessLog, filepath.Join(dir, "storage"), addr)
+	if cfg.debugAddr != "" {
+		conf += "  debug:\n    addr: " + cfg.debugAddr + "\n"
+	}
 	cfgPath := filepath.Join(dir, "config.yml")
 	if err := os.WriteFile(cfgPath, []byte(conf), 0o644); err != nil {
 		t.Fatalf("write registry config: %v", err)
