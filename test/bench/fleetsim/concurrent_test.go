@@ -197,8 +197,8 @@ func TestMergeStorm(t *testing.T) {
 	g, repo := gitFleet(t)
 	n := 0
 	report := func(name string, r stormResult) {
-		t.Logf("STORM %s: %d hosts at %s+%s (%.0f polls/s): all on the new commit in %s (window %s), %d fetched, peak %d polls in flight, %d KiB served (%.0f B/host), server CPU %s, %d failed polls (load average %s)",
-			name, hosts(), interval, jitter, r.steadyPerSec, r.converge.Round(100*time.Millisecond), r.window, r.fetched, r.peak,
+		t.Logf("STORM %s: %d hosts at %s+%s (%.0f polls/s): %d on the new commit after %s (window %s), %d fetched, peak %d polls in flight, %d KiB served (%.0f B/host), server CPU %s, %d failed polls (load average %s)",
+			name, hosts(), interval, jitter, r.steadyPerSec, r.converged, r.converge.Round(100*time.Millisecond), r.window, r.fetched, r.peak,
 			r.bytes/1024, float64(r.bytes)/float64(hosts()), r.cpu.Round(time.Millisecond), r.errors, loadavg())
 	}
 	report(g.name, g.storm(t, interval, jitter, func() string {

@@ -3,6 +3,8 @@ package fleetsim
 import (
 	"context"
 	"fmt"
+	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/cgi"
@@ -79,7 +81,8 @@ func startGit(t testing.TB) *gitHTTP {
 	argv := pinned(gitserver.HTTPBackend)
 	h := &cgi.Handler{
 		Path: argv[0], Args: argv[1:], Root: "/", InheritEnv: []string{"PATH"},
-		Env: []string{"GIT_PROJECT_ROOT=" + g.root, "GIT_HTTP_EXPORT_ALL=1", "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null"},
+		Logger: log.New(io.Discard, "", 0), // clients that gave up (counted as failed polls)
+		Env:    []string{"GIT_PROJECT_ROOT=" + g.root, "GIT_HTTP_EXPORT_ALL=1", "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null"},
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 // stormResult is a merge event: every host fetches the new revision.
 type stormResult struct {
 	converge     time.Duration // publish to the last host on the new commit
+	converged    int           // hosts on the new commit (all, unless the server fell behind)
 	peak         int64         // most polls in flight at once
 	bytes        int64         // served from publish to convergence
 	cpu          time.Duration // server CPU from publish to convergence
@@ -62,10 +63,13 @@ func (f *fleet) storm(t testing.TB, interval, jitter time.Duration, publish func
 	target.Store(commit)
 	select {
 	case <-done:
-	case <-time.After(10 * (interval + jitter)):
-		t.Fatalf("%s: %d of %d hosts on %s after %s", f.name, onNew, len(f.agents), commit, 10*(interval+jitter))
+	case <-time.After(10 * (interval + jitter)): // reported, not fatal: the figure is how far behind
 	}
-	r := stormResult{converge: time.Since(start), peak: st.peak.Load(), bytes: f.served() - bytes0, cpu: f.cpu() - cpu0,
+	mu.Lock()
+	r := stormResult{converged: onNew}
+	mu.Unlock()
+	r.converge = time.Since(start)
+	r = stormResult{converged: r.converged, converge: r.converge, peak: st.peak.Load(), bytes: f.served() - bytes0, cpu: f.cpu() - cpu0,
 		window: interval + jitter, steadyPerSec: float64(len(f.agents)) / (interval + jitter/2).Seconds()}
 	cancel()
 	wg.Wait()
