@@ -23,13 +23,21 @@ import (
 // The concurrent simulation: N hosts, each the agent's real poll code in a
 // goroutine at an interval with jitter, against git http-backend and
 // docker-registry pinned to one core. Run with test/bench/fleetsim/run.sh; it
-// prints figures and asserts none (skipped under -short).
+// prints figures and asserts none (skipped unless FLEETSIM=1).
 
 func envInt(name string, def int) int {
 	if n, err := strconv.Atoi(os.Getenv(name)); err == nil && n > 0 {
 		return n
 	}
 	return def
+}
+
+// skipUnlessLoad keeps the load tests out of make test: they run minutes
+// and assert nothing. test/bench/fleetsim/run.sh sets FLEETSIM=1.
+func skipUnlessLoad(t *testing.T) {
+	if os.Getenv("FLEETSIM") == "" || testing.Short() {
+		t.Skip("a load test: run test/bench/fleetsim/run.sh (FLEETSIM=1)")
+	}
 }
 
 func hosts() int { return envInt("FLEETSIM_HOSTS", 200) }
@@ -156,9 +164,7 @@ func rates(env string, def []float64) []float64 {
 }
 
 func TestSustainedPollsGit(t *testing.T) {
-	if testing.Short() {
-		t.Skip("a load test: run test/bench/fleetsim/run.sh")
-	}
+	skipUnlessLoad(t)
 	f, _ := gitFleet(t)
 	t.Logf("load average before: %s; %d hosts; server on CPU %q", loadavg(), len(f.agents), serverCPU())
 	best := sustain(t, f, rates("FLEETSIM_GIT_RATES", []float64{10, 20, 30, 40, 60, 80}))
@@ -166,9 +172,7 @@ func TestSustainedPollsGit(t *testing.T) {
 }
 
 func TestSustainedPollsOCI(t *testing.T) {
-	if testing.Short() {
-		t.Skip("a load test: run test/bench/fleetsim/run.sh")
-	}
+	skipUnlessLoad(t)
 	for _, cfg := range []registryConfig{productionConfig, quietConfig, testConfig} {
 		f := newOCIFleet(t, cfg)
 		t.Logf("load average before: %s; %d hosts; server on CPU %q", loadavg(), len(f.agents), serverCPU())
@@ -189,9 +193,7 @@ func summarize(t *testing.T, name string, best stepResult) {
 }
 
 func TestMergeStorm(t *testing.T) {
-	if testing.Short() {
-		t.Skip("a load test: run test/bench/fleetsim/run.sh")
-	}
+	skipUnlessLoad(t)
 	interval := time.Duration(envInt("FLEETSIM_STORM_INTERVAL_SECONDS", 10)) * time.Second
 	jitter := interval / 10
 	g, repo := gitFleet(t)

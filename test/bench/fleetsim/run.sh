@@ -16,5 +16,5 @@ go test -run '^$' -bench NoChangePoll -benchtime 2000x ./test/bench/fleetsim/
 if [ -n "$client" ]; then pin="taskset -c $client"; else pin=""; fi
 bin=$(mktemp -d)/fleetsim.test
 go test -c -o "$bin" ./test/bench/fleetsim/
-$pin "$bin" -test.run 'TestSustainedPolls|TestMergeStorm' -test.v -test.timeout 30m | grep -v '^=== RUN'
+FLEETSIM=1 $pin "$bin" -test.run 'TestSustainedPolls|TestMergeStorm' -test.v -test.timeout 30m | grep -v '^=== RUN'
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
