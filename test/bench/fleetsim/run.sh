@@ -14,7 +14,9 @@ client=$(nproc | awk -v s="$server" '{for(i=0;i<$1;i++) if(i!=s){printf "%s%d", 
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg); server CPU $server, clients CPU ${client:-any}"
 go test -run '^$' -bench NoChangePoll -benchtime 2000x ./test/bench/fleetsim/
 if [ -n "$client" ]; then pin="taskset -c $client"; else pin=""; fi
-bin=$(mktemp -d)/fleetsim.test
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+bin=$tmp/fleetsim.test
 go test -c -o "$bin" ./test/bench/fleetsim/
 FLEETSIM=1 $pin "$bin" -test.run 'TestSustainedPolls|TestMergeStorm' -test.v -test.timeout 30m | grep -v '^=== RUN'
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
