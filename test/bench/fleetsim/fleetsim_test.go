@@ -2,7 +2,9 @@
 // the server CPU of a no-change poll made by the agent's real poll code
 // (gitsource.Remote.Poll against git http-backend; ocisource.Source.Poll
 // against Debian's docker-registry), and from it the hosts one core serves
-// at a 5-minute interval. Run with test/bench/fleetsim.sh.
+// at a 5-minute interval; and, concurrently, N simulated hosts against
+// each server pinned to one core (concurrent_test.go). Run with
+// test/bench/fleetsim/run.sh.
 //
 // Server CPU: git http-backend runs as a CGI child of this process, so its
 // CPU is this process's RUSAGE_CHILDREN; docker-registry is a long-lived
@@ -22,6 +24,7 @@ import (
 	"time"
 
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
+	"github.com/sigstore/sigstore/pkg/signature"
 
 	"github.com/bootsync/bootsync/gitsource"
 	"github.com/bootsync/bootsync/ocisource"
@@ -141,33 +144,51 @@ func BenchmarkNoChangePollOCI(b *testing.B) {
 }
 
 func publishFleet(b *testing.B, dir, url string, client *registry.Client) string {
+	key := newSigningKey(b)
+	publishAt(b, dir, url, client, key)
+	return key.pub
+}
+
+// signingKey is a fleet signing key: the signer and its public half's file.
+type signingKey struct {
+	signer signature.SignerVerifier
+	pub    string
+}
+
+func newSigningKey(t testing.TB) signingKey {
+	t.Helper()
 	priv, pubPEM, err := cryptoutils.GeneratePEMEncodedECDSAKeyPair(elliptic.P256(), func(bool) ([]byte, error) { return nil, nil })
 	if err != nil {
-		b.Fatal(err)
+		t.Fatal(err)
 	}
-	keyDir := b.TempDir()
+	keyDir := t.TempDir()
 	key, pub := filepath.Join(keyDir, "fleet.key"), filepath.Join(keyDir, "fleet.pub")
 	if err := os.WriteFile(key, priv, 0o600); err != nil {
-		b.Fatal(err)
+		t.Fatal(err)
 	}
 	if err := os.WriteFile(pub, pubPEM, 0o644); err != nil {
-		b.Fatal(err)
+		t.Fatal(err)
 	}
 	signer, err := publish.LoadSigningKey(key, "")
 	if err != nil {
-		b.Fatal(err)
+		t.Fatal(err)
 	}
+	return signingKey{signer: signer, pub: pub}
+}
+
+// publishAt publishes the commit at dir's HEAD to url (bootsync publish).
+func publishAt(t testing.TB, dir, url string, client *registry.Client, key signingKey) {
+	t.Helper()
 	local, err := gitsource.OpenLocal(context.Background(), dir)
 	if err != nil {
-		b.Fatal(err)
+		t.Fatal(err)
 	}
 	rev, err := local.Revision(context.Background(), "HEAD")
 	if err != nil {
-		b.Fatal(err)
+		t.Fatal(err)
 	}
 	if _, err := publish.Publish(context.Background(), publish.Input{Repository: local.Repository(), Commit: rev.Commit,
-		Branch: "main", FS: rev.FS, Path: ".", Target: url, Signer: signer, Registry: client}); err != nil {
-		b.Fatal(err)
+		Branch: "main", FS: rev.FS, Path: ".", Target: url, Signer: key.signer, Registry: client}); err != nil {
+		t.Fatal(err)
 	}
-	return pub
 }
