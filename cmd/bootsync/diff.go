@@ -72,16 +72,7 @@ changes and --exit-code is given, 2 on trouble (as diff(1)).`,
 				}
 				rep.Annotate(live.ForDiff(rep))
 			}
-			out := cmd.OutOrStdout()
-			switch output {
-			case "json":
-				err = rep.WriteJSON(out)
-			case "markdown":
-				err = rep.WriteMarkdown(out)
-			default:
-				err = rep.WriteText(out)
-			}
-			if err != nil {
+			if err := writeReport(cmd.OutOrStdout(), rep, output); err != nil {
 				return trouble(err)
 			}
 			if exitCode && rep.Changed() {
@@ -100,6 +91,18 @@ changes and --exit-code is given, 2 on trouble (as diff(1)).`,
 	cmd.Flags().StringVar(&status, "status-from", "", "Prometheus server that scrapes the agents: show what each changed host runs now")
 	sf.register(cmd)
 	return cmd
+}
+
+// writeReport prints rep in the --output format.
+func writeReport(out io.Writer, rep *fleetdiff.Report, output string) error {
+	switch output {
+	case "json":
+		return rep.WriteJSON(out)
+	case "markdown":
+		return rep.WriteMarkdown(out)
+	default:
+		return rep.WriteText(out)
+	}
 }
 
 // diffReport compares the revisions base and head: only the hosts the

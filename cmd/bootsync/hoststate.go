@@ -129,16 +129,7 @@ func printStatus(out io.Writer, st *reconcile.Status) error {
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(w, "host:\t%s (as of %s)\n", st.Host, st.Updated.Format("2006-01-02 15:04:05 MST"))
 	if d := st.Desired; d != nil {
-		fmt.Fprintf(w, "desired:\t%s\t(%s at %.12s)\n", d.Digest, d.Ref, d.Commit)
-		if d.ResolvedFrom != "" {
-			fmt.Fprintf(w, "resolved from:\t%s\n", d.ResolvedFrom)
-		}
-		if d.SignatureFrom != "" {
-			fmt.Fprintf(w, "signature from:\t%s\n", d.SignatureFrom)
-		}
-		if d.HostPolicy != "" {
-			fmt.Fprintf(w, "host policy:\t%s\n", strings.TrimPrefix(d.HostPolicy, "host policy: "))
-		}
+		printDesired(w, d)
 	}
 	for _, u := range st.OtherUpdaters {
 		fmt.Fprintf(w, "other updater:\t%s is enabled\n", u)
@@ -178,18 +169,7 @@ func printStatus(out io.Writer, st *reconcile.Status) error {
 		fmt.Fprintf(w, "last error:\t%s [%s] %s\n", e.Time.Format("2006-01-02 15:04:05"), e.Reason, e.Message)
 	}
 	if h := st.Health; h != nil {
-		verdict := "passed"
-		if !h.Passed {
-			verdict = "FAILED"
-		}
-		fmt.Fprintf(w, "health:\t%s for %.19s at %s\n", verdict, h.Digest, h.Time.Format("2006-01-02 15:04:05"))
-		for _, c := range h.Checks {
-			mark := "ok"
-			if !c.OK {
-				mark = "FAIL"
-			}
-			fmt.Fprintf(w, "\t%s %s (required %v, %d attempts) %s\n", mark, c.Name, c.Required, c.Attempts, firstLine(c.Output))
-		}
+		printHealth(w, h)
 	}
 	for _, q := range st.Quarantine {
 		fmt.Fprintf(w, "quarantined:\t%s: %s\n", q.Digest, q.Reason)
@@ -206,6 +186,34 @@ func printStatus(out io.Writer, st *reconcile.Status) error {
 		fmt.Fprintf(w, "warning:\t%s\n", warn)
 	}
 	return w.Flush()
+}
+
+func printDesired(w io.Writer, d *reconcile.DesiredStatus) {
+	fmt.Fprintf(w, "desired:\t%s\t(%s at %.12s)\n", d.Digest, d.Ref, d.Commit)
+	if d.ResolvedFrom != "" {
+		fmt.Fprintf(w, "resolved from:\t%s\n", d.ResolvedFrom)
+	}
+	if d.SignatureFrom != "" {
+		fmt.Fprintf(w, "signature from:\t%s\n", d.SignatureFrom)
+	}
+	if d.HostPolicy != "" {
+		fmt.Fprintf(w, "host policy:\t%s\n", strings.TrimPrefix(d.HostPolicy, "host policy: "))
+	}
+}
+
+func printHealth(w io.Writer, h *reconcile.HealthStatus) {
+	verdict := "passed"
+	if !h.Passed {
+		verdict = "FAILED"
+	}
+	fmt.Fprintf(w, "health:\t%s for %.19s at %s\n", verdict, h.Digest, h.Time.Format("2006-01-02 15:04:05"))
+	for _, c := range h.Checks {
+		mark := "ok"
+		if !c.OK {
+			mark = "FAIL"
+		}
+		fmt.Fprintf(w, "\t%s %s (required %v, %d attempts) %s\n", mark, c.Name, c.Required, c.Attempts, firstLine(c.Output))
+	}
 }
 
 func firstLine(s string) string {
