@@ -26,7 +26,7 @@
 //		gitsource.WithCommitKeys(keys...))
 //	res, err := remote.Poll(ctx, journal.LastAppliedCommit)
 //	if err != nil {
-//		status.GitError = gitsource.ErrorReason(err) // "not-fast-forward", "auth", ...
+//		status.GitError = gitsource.ReasonOf(err) // "not-fast-forward", "auth", ...
 //		return err // keep the current state
 //	}
 //	repo, err := hostspec.Load(ctx, res.Revision.FS, hostspec.WithRevision(res.Commit))

@@ -16,25 +16,30 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 	"github.com/skeema/knownhosts"
+
+	"github.com/bootsync/bootsync/reason"
 )
 
-// Short machine-readable reasons returned by ErrorReason, for status and metrics.
+// Reason is a word of bootsync's failure vocabulary (package reason).
+type Reason = reason.Reason
+
+// Short machine-readable reasons returned by ReasonOf, for status and metrics.
 const (
-	ReasonNotFastForward     = "not-fast-forward"
-	ReasonUnsignedCommit     = "unsigned-commit"
-	ReasonUntrustedSignature = "untrusted-signature"
-	ReasonAuth               = "auth"
-	ReasonServerTrust        = "server-trust"
-	ReasonNotFound           = "not-found"
-	ReasonUnreachable        = "unreachable"
-	ReasonCorruptCache       = "corrupt-cache"
-	ReasonCanceled           = "canceled"
-	ReasonOther              = "error"
+	ReasonNotFastForward     Reason = "not-fast-forward"
+	ReasonUnsignedCommit     Reason = "unsigned-commit"
+	ReasonUntrustedSignature Reason = "untrusted-signature"
+	ReasonAuth               Reason = "auth"
+	ReasonServerTrust        Reason = "server-trust"
+	ReasonNotFound           Reason = "not-found"
+	ReasonUnreachable        Reason = "unreachable"
+	ReasonCorruptCache       Reason = "corrupt-cache"
+	ReasonCanceled           Reason = "canceled"
+	ReasonOther              Reason = "error"
 )
 
-// ErrorReason returns the short reason for err: one of the Reason constants.
+// ReasonOf returns the short reason for err: one of the Reason constants.
 // It returns "" for a nil error.
-func ErrorReason(err error) string {
+func ReasonOf(err error) Reason {
 	var (
 		nff   *NotFastForwardError
 		uns   *UnsignedCommitError

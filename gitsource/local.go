@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"path/filepath"
+	"strings"
 
 	"github.com/go-git/go-billy/v5"
 	"github.com/go-git/go-git/v5"
@@ -23,8 +25,8 @@ type Local struct {
 
 // Revision is one commit of a fleet repository and its tree.
 type Revision struct {
-	Commit string  // full hex commit id
-	FS     *TreeFS // the commit's tree
+	Commit string // full hex commit id
+	FS     FS     // the commit's tree (*TreeFS for a Git repository)
 }
 
 // OpenLocal opens the Git repository that contains dir (searching parent
@@ -54,8 +56,75 @@ func OpenLocal(ctx context.Context, dir string) (*Local, error) {
 	return &Local{dir: dir, repo: repo}, nil
 }
 
-// Repository exposes the underlying go-git repository.
+// Repository is the go-git repository, for what needs its history (publish
+// counts a commit's generation and checks ancestry).
 func (l *Local) Repository() *git.Repository { return l.repo }
+
+// Branch names the branch rev is (HEAD: the checked-out branch); "" for a
+// commit id, a tag or any other expression.
+func (l *Local) Branch(rev string) string {
+	if rev == "HEAD" {
+		if head, err := l.repo.Head(); err == nil && head.Name().IsBranch() {
+			return head.Name().Short()
+		}
+		return ""
+	}
+	if _, err := l.repo.Reference(plumbing.NewBranchReferenceName(rev), false); err == nil {
+		return rev
+	}
+	return ""
+}
+
+// OriginURL is the URL of the remote "origin" without credentials ("" when
+// there is none).
+func (l *Local) OriginURL() string {
+	if r, err := l.repo.Remote("origin"); err == nil && len(r.Config().URLs) > 0 {
+		return Redact(strings.TrimSpace(r.Config().URLs[0]))
+	}
+	return ""
+}
+
+// DirRevision is the directory the repository was opened at, as it was at
+// rev: rev's tree narrowed to where the directory sits in the checkout, so
+// that `--repo examples/fleet --rev HEAD~1` reads examples/fleet of that
+// commit. A bare repository has no working tree: the whole tree.
+func (l *Local) DirRevision(ctx context.Context, rev string) (*Revision, error) {
+	r, err := l.Revision(ctx, rev)
+	if err != nil {
+		return nil, err
+	}
+	sub, err := l.DirInCheckout()
+	if err != nil || sub == "." {
+		return r, err
+	}
+	fsys, err := r.FS.Subtree(sub)
+	if err != nil {
+		return nil, fmt.Errorf("fleet repository %s at %s: %w", sub, rev, err)
+	}
+	return &Revision{Commit: r.Commit, FS: fsys}, nil
+}
+
+// DirInCheckout is where the directory the repository was opened at sits
+// inside its checkout ("." at the root or in a bare repository).
+func (l *Local) DirInCheckout() (string, error) {
+	wt, err := l.repo.Worktree()
+	if err != nil {
+		return ".", nil // a bare repository has no working tree: the fleet is at its root
+	}
+	root, err := filepath.EvalSymlinks(wt.Filesystem.Root())
+	if err != nil {
+		return "", fmt.Errorf("resolve checkout root: %w", err)
+	}
+	real, err := filepath.EvalSymlinks(l.dir)
+	if err != nil {
+		return "", fmt.Errorf("resolve %s: %w", l.dir, err)
+	}
+	rel, err := filepath.Rel(root, real)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+		return "", fmt.Errorf("%s is not inside the Git checkout %s", l.dir, root)
+	}
+	return filepath.ToSlash(rel), nil
+}
 
 // Revision resolves rev (a branch, tag, commit id, or any expression go-git
 // understands such as HEAD~1) and returns that commit's tree.

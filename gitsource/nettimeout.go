@@ -34,7 +34,7 @@ func WithNetworkTimeout(d time.Duration) Option {
 
 // ReasonTimeout is a server that accepted the connection and then did not
 // answer within the network timeout.
-const ReasonTimeout = "timeout"
+const ReasonTimeout Reason = "timeout"
 
 // TimeoutError is a network step the server let run past the timeout.
 type TimeoutError struct {

@@ -111,10 +111,10 @@ func TestRedact(t *testing.T) {
 	}
 }
 
-func TestErrorReason(t *testing.T) {
+func TestReasonOf(t *testing.T) {
 	cases := []struct {
 		err  error
-		want string
+		want gitsource.Reason
 	}{
 		{nil, ""},
 		{fmt.Errorf("poll: %w", &gitsource.NotFastForwardError{From: "a", To: "b"}), "not-fast-forward"},
@@ -128,8 +128,8 @@ func TestErrorReason(t *testing.T) {
 		{errors.New("something else"), "error"},
 	}
 	for _, tc := range cases {
-		if got := gitsource.ErrorReason(tc.err); got != tc.want {
-			t.Errorf("ErrorReason(%v) = %q, want %q", tc.err, got, tc.want)
+		if got := gitsource.ReasonOf(tc.err); got != tc.want {
+			t.Errorf("ReasonOf(%v) = %q, want %q", tc.err, got, tc.want)
 		}
 	}
 }

@@ -59,10 +59,32 @@ func (r *Remote) mirror(ctx context.Context) error {
 	if err := r.openCache(); err != nil {
 		return err
 	}
-	var remoteRefs map[plumbing.ReferenceName]plumbing.Hash
-	var head plumbing.ReferenceName
-	var headHash *plumbing.Hash
-	err := r.retry(ctx, "fetch branches and tags", func(ctx context.Context) error {
+	remoteRefs, head, headHash, err := r.fetchMirrored(ctx)
+	if err != nil {
+		return err
+	}
+	if err := r.setMirroredRefs(remoteRefs); err != nil {
+		return err
+	}
+	if err := r.dropStaleRefs(remoteRefs); err != nil {
+		return err
+	}
+	switch {
+	case head != "" && remoteRefs[head] != plumbing.ZeroHash:
+		err = r.storage.SetReference(plumbing.NewSymbolicReference(plumbing.HEAD, head))
+	case headHash != nil:
+		err = r.storage.SetReference(plumbing.NewHashReference(plumbing.HEAD, *headHash))
+	}
+	if err != nil {
+		return fmt.Errorf("set HEAD: %w", r.red.foreign(err))
+	}
+	return nil
+}
+
+// fetchMirrored lists the server's branches, tags and HEAD and fetches the
+// objects of those the cache does not hold yet.
+func (r *Remote) fetchMirrored(ctx context.Context) (remoteRefs map[plumbing.ReferenceName]plumbing.Hash, head plumbing.ReferenceName, headHash *plumbing.Hash, err error) {
+	err = r.retry(ctx, "fetch branches and tags", func(ctx context.Context) error {
 		sess, ar, err := r.advertise(ctx)
 		if err != nil {
 			return err
@@ -91,9 +113,12 @@ func (r *Remote) mirror(ctx context.Context) error {
 		}
 		return r.fetch(ctx, sess, ar, wants, 0)
 	})
-	if err != nil {
-		return err
-	}
+	return remoteRefs, head, headHash, err
+}
+
+// setMirroredRefs points the cache's refs, and the origin remote-tracking
+// refs of branches, at what the server has.
+func (r *Remote) setMirroredRefs(remoteRefs map[plumbing.ReferenceName]plumbing.Hash) error {
 	for name, h := range remoteRefs {
 		if !r.has(h) {
 			return &CorruptCacheError{Dir: r.dir, Err: fmt.Errorf("ref %s: object %s missing after fetch", name, h)}
@@ -107,7 +132,11 @@ func (r *Remote) mirror(ctx context.Context) error {
 			}
 		}
 	}
-	// Drop refs the server no longer has.
+	return nil
+}
+
+// dropStaleRefs drops refs the server no longer has.
+func (r *Remote) dropStaleRefs(remoteRefs map[plumbing.ReferenceName]plumbing.Hash) error {
 	iter, err := r.storage.IterReferences()
 	if err != nil {
 		return &CorruptCacheError{Dir: r.dir, Err: fmt.Errorf("list references: %w", err)}
@@ -131,15 +160,6 @@ func (r *Remote) mirror(ctx context.Context) error {
 		if err := r.storage.RemoveReference(name); err != nil {
 			return fmt.Errorf("remove stale ref %s: %w", name, r.red.foreign(err))
 		}
-	}
-	switch {
-	case head != "" && remoteRefs[head] != plumbing.ZeroHash:
-		err = r.storage.SetReference(plumbing.NewSymbolicReference(plumbing.HEAD, head))
-	case headHash != nil:
-		err = r.storage.SetReference(plumbing.NewHashReference(plumbing.HEAD, *headHash))
-	}
-	if err != nil {
-		return fmt.Errorf("set HEAD: %w", r.red.foreign(err))
 	}
 	return nil
 }

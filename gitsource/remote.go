@@ -261,7 +261,7 @@ var errNeedHistory = errors.New("the cache is shallow and lacks the history need
 // and returned as *TransientError when they persist; *AuthError,
 // *ServerTrustError and *NotFoundError are permanent and not retried.
 // A corrupt cache is discarded and cloned again (PollResult.Recovered).
-// ErrorReason gives a short reason for any of them.
+// ReasonOf gives a short reason for any of them.
 func (r *Remote) Poll(ctx context.Context, lastApplied string) (*PollResult, error) {
 	lastApplied = strings.ToLower(strings.TrimSpace(lastApplied))
 	if lastApplied != "" && !isCommitID(lastApplied) {
@@ -321,58 +321,18 @@ func (r *Remote) poll(ctx context.Context, lastApplied string) (*PollResult, err
 		return nil, err
 	}
 	pinned := isCommitID(r.opts.ref)
-	fetched := false
-	var tgt target
+	var (
+		tgt     target
+		fetched bool
+		err     error
+	)
 	if pinned {
-		h := plumbing.NewHash(r.opts.ref)
-		tgt = target{tip: h, commit: h}
-		if !r.has(h) {
-			err := r.retry(ctx, "fetch commit "+r.opts.ref, func(ctx context.Context) error {
-				f, err := r.fetchPinned(ctx, h)
-				fetched = fetched || f
-				return err
-			})
-			if err != nil {
-				return nil, err
-			}
-		}
+		tgt, fetched, err = r.fetchPinnedTarget(ctx)
 	} else {
-		err := r.retry(ctx, "list references", func(ctx context.Context) error {
-			sess, ar, err := r.advertise(ctx)
-			if err != nil {
-				return err
-			}
-			defer func() { _ = sess.Close() }()
-			tgt, err = r.resolve(ar)
-			if err != nil {
-				return err
-			}
-			if r.has(tgt.tip) {
-				return nil // no change since the cache was filled: nothing else to read
-			}
-			depth := 0
-			if r.isEmpty() && (lastApplied == "" || tgt.commit.String() == lastApplied) {
-				depth = 1 // nothing to verify ancestry against: a shallow first clone will do
-			} else if r.isShallow() || len(r.packs) > r.maxPacks {
-				// The first change after a shallow first clone: replace the
-				// cache by a full clone. Fetches into a shallow repository
-				// cost the server about ten times more (it must walk the
-				// client's whole tree rather than use bitmaps), and every
-				// host of the fleet makes one per change; with the full
-				// history, fast-forward checks are always decidable too.
-				// Every fetch adds a pack; a fresh clone also compacts a
-				// cache that has collected too many.
-				return errNeedHistory
-			}
-			if err := r.fetch(ctx, sess, ar, []plumbing.Hash{tgt.tip}, depth); err != nil {
-				return err
-			}
-			fetched = true
-			return nil
-		})
-		if err != nil {
-			return nil, err
-		}
+		tgt, fetched, err = r.fetchRefTarget(ctx, lastApplied)
+	}
+	if err != nil {
+		return nil, err
 	}
 
 	commit, err := r.peel(tgt.tip)
@@ -407,6 +367,61 @@ func (r *Remote) poll(ctx context.Context, lastApplied string) (*PollResult, err
 		return nil, err
 	}
 	return res, nil
+}
+
+// fetchPinnedTarget makes sure the cache holds the commit the ref pins,
+// fetching it when it does not.
+func (r *Remote) fetchPinnedTarget(ctx context.Context) (tgt target, fetched bool, err error) {
+	h := plumbing.NewHash(r.opts.ref)
+	tgt = target{tip: h, commit: h}
+	if r.has(h) {
+		return tgt, false, nil
+	}
+	err = r.retry(ctx, "fetch commit "+r.opts.ref, func(ctx context.Context) error {
+		f, err := r.fetchPinned(ctx, h)
+		fetched = fetched || f
+		return err
+	})
+	return tgt, fetched, err
+}
+
+// fetchRefTarget resolves the ref on the remote and fetches its tip when
+// the cache does not hold it yet.
+func (r *Remote) fetchRefTarget(ctx context.Context, lastApplied string) (tgt target, fetched bool, err error) {
+	err = r.retry(ctx, "list references", func(ctx context.Context) error {
+		sess, ar, err := r.advertise(ctx)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = sess.Close() }()
+		tgt, err = r.resolve(ar)
+		if err != nil {
+			return err
+		}
+		if r.has(tgt.tip) {
+			return nil // no change since the cache was filled: nothing else to read
+		}
+		depth := 0
+		if r.isEmpty() && (lastApplied == "" || tgt.commit.String() == lastApplied) {
+			depth = 1 // nothing to verify ancestry against: a shallow first clone will do
+		} else if r.isShallow() || len(r.packs) > r.maxPacks {
+			// The first change after a shallow first clone: replace the
+			// cache by a full clone. Fetches into a shallow repository
+			// cost the server about ten times more (it must walk the
+			// client's whole tree rather than use bitmaps), and every
+			// host of the fleet makes one per change; with the full
+			// history, fast-forward checks are always decidable too.
+			// Every fetch adds a pack; a fresh clone also compacts a
+			// cache that has collected too many.
+			return errNeedHistory
+		}
+		if err := r.fetch(ctx, sess, ar, []plumbing.Hash{tgt.tip}, depth); err != nil {
+			return err
+		}
+		fetched = true
+		return nil
+	})
+	return tgt, fetched, err
 }
 
 // localRefName is where the cache keeps a remote ref: under the same name,

@@ -237,8 +237,8 @@ func TestPollRefusesRewrittenHistory(t *testing.T) {
 	if !errors.As(err, &nff) || nff.From != c2 || nff.To != c1 || nff.Ref != "refs/heads/main" {
 		t.Fatalf("poll after rewind: err = %v, want NotFastForwardError from %s to %s", err, c2, c1)
 	}
-	if gitsource.ErrorReason(err) != "not-fast-forward" {
-		t.Fatalf("ErrorReason = %q", gitsource.ErrorReason(err))
+	if gitsource.ReasonOf(err) != "not-fast-forward" {
+		t.Fatalf("ReasonOf = %q", gitsource.ReasonOf(err))
 	}
 	// It stays refused on every poll.
 	if _, err := r.Poll(context.Background(), c2); !errors.As(err, &nff) {
@@ -331,7 +331,7 @@ func TestPollRequiresSignedCommits(t *testing.T) {
 	unsigned := f.push(t, "unsigned", map[string]string{"fleet.yaml": "v2\n"})
 	_, err := r.Poll(context.Background(), signed)
 	var uns *gitsource.UnsignedCommitError
-	if !errors.As(err, &uns) || uns.Commit != unsigned || gitsource.ErrorReason(err) != "unsigned-commit" {
+	if !errors.As(err, &uns) || uns.Commit != unsigned || gitsource.ReasonOf(err) != "unsigned-commit" {
 		t.Fatalf("unsigned commit: err = %v, want UnsignedCommitError for %s", err, unsigned)
 	}
 
@@ -342,8 +342,8 @@ func TestPollRequiresSignedCommits(t *testing.T) {
 	if !errors.As(err, &untrusted) || untrusted.Commit != wrong || untrusted.KeyID != stranger.KeyID || untrusted.Format != "openpgp" {
 		t.Fatalf("commit signed by an untrusted key: err = %v, want UntrustedSignatureError by %s", err, stranger.KeyID)
 	}
-	if gitsource.ErrorReason(err) != "untrusted-signature" {
-		t.Fatalf("ErrorReason = %q", gitsource.ErrorReason(err))
+	if gitsource.ReasonOf(err) != "untrusted-signature" {
+		t.Fatalf("ReasonOf = %q", gitsource.ReasonOf(err))
 	}
 
 	// SSH-signed commits verify against the SSH keys (allowed_signers line).
@@ -445,7 +445,7 @@ func TestPollRecoversCorruptCache(t *testing.T) {
 			// The next process finds the damage, re-clones and carries on.
 			again := newRemote(t, f.url, gitsource.WithCacheDir(cacheDir), gitsource.WithAllowHTTP())
 			res := poll(t, again, c1)
-			if res.Recovered == nil || gitsource.ErrorReason(res.Recovered) != "corrupt-cache" {
+			if res.Recovered == nil || gitsource.ReasonOf(res.Recovered) != "corrupt-cache" {
 				t.Fatalf("poll after %s: Recovered = %v, want the corruption reported", name, res.Recovered)
 			}
 			if res.Commit != c1 || res.Changed || !res.Fetched {
@@ -523,7 +523,7 @@ func TestPollRetriesThenReportsUnreachable(t *testing.T) {
 	f.srv.Stop()
 	_, err := r.Poll(context.Background(), "")
 	var tr *gitsource.TransientError
-	if !errors.As(err, &tr) || tr.Attempts != 3 || gitsource.ErrorReason(err) != "unreachable" {
+	if !errors.As(err, &tr) || tr.Attempts != 3 || gitsource.ReasonOf(err) != "unreachable" {
 		t.Fatalf("poll of a stopped server: err = %v, want TransientError after 3 attempts", err)
 	}
 	if len(waits) != 2 {
@@ -563,7 +563,7 @@ func TestPollPermanentErrorsAreNotRetried(t *testing.T) {
 	f.srv.Reset()
 	_, err := r.Poll(context.Background(), "")
 	var auth *gitsource.AuthError
-	if !errors.As(err, &auth) || gitsource.ErrorReason(err) != "auth" {
+	if !errors.As(err, &auth) || gitsource.ReasonOf(err) != "auth" {
 		t.Fatalf("wrong password: err = %v, want AuthError", err)
 	}
 	if n := f.srv.Count(); n != 1 || retried {
@@ -578,7 +578,7 @@ func TestPollPermanentErrorsAreNotRetried(t *testing.T) {
 	f.srv.Reset()
 	_, err = missing.Poll(context.Background(), "")
 	var nf *gitsource.NotFoundError
-	if !errors.As(err, &nf) || gitsource.ErrorReason(err) != "not-found" {
+	if !errors.As(err, &nf) || gitsource.ReasonOf(err) != "not-found" {
 		t.Fatalf("missing repository: err = %v, want NotFoundError", err)
 	}
 	if n := f.srv.Count(); n != 1 || retried {
@@ -621,7 +621,7 @@ func TestCredentialsAreRedacted(t *testing.T) {
 			assertNoSecret(t, s, password, token)
 		}
 		_, err := r.Poll(context.Background(), "")
-		if gitsource.ErrorReason(err) != "auth" {
+		if gitsource.ReasonOf(err) != "auth" {
 			t.Fatalf("%v: err = %v, want an auth error", r, err)
 		}
 		assertErrorChainHasNoSecret(t, err, password, token)
@@ -629,7 +629,7 @@ func TestCredentialsAreRedacted(t *testing.T) {
 	// Down server: the URL with a password shows up in a network error.
 	f.srv.Stop()
 	_, err := inURL.Poll(context.Background(), "")
-	if gitsource.ErrorReason(err) != "unreachable" {
+	if gitsource.ReasonOf(err) != "unreachable" {
 		t.Fatalf("err = %v, want unreachable", err)
 	}
 	assertErrorChainHasNoSecret(t, err, password, token)
@@ -714,7 +714,7 @@ func TestPollOverSSHChecksHostKey(t *testing.T) {
 	bad := newRemote(t, srv.URL("fleet.git"), gitsource.WithCacheDir(t.TempDir()), gitsource.WithSSHKeyFile(keyFile, wrongHosts), fast())
 	_, err := bad.Poll(context.Background(), "")
 	var trust *gitsource.ServerTrustError
-	if !errors.As(err, &trust) || gitsource.ErrorReason(err) != "server-trust" {
+	if !errors.As(err, &trust) || gitsource.ReasonOf(err) != "server-trust" {
 		t.Fatalf("wrong host key: err = %v, want ServerTrustError", err)
 	}
 	// An unknown host (empty known_hosts) is refused too.
@@ -856,7 +856,7 @@ func TestPollHonorsContext(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	_, err := r.Poll(ctx, "")
-	if !errors.Is(err, context.Canceled) || gitsource.ErrorReason(err) != "canceled" {
+	if !errors.Is(err, context.Canceled) || gitsource.ReasonOf(err) != "canceled" {
 		t.Fatalf("poll with a canceled context: err = %v", err)
 	}
 }

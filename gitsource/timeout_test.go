@@ -59,8 +59,8 @@ func TestSilentGitServerTimesOut(t *testing.T) {
 				err := op.run()
 				took := time.Since(start)
 				var te *gitsource.TimeoutError
-				if !errors.As(err, &te) || gitsource.ErrorReason(err) != gitsource.ReasonTimeout {
-					t.Fatalf("%s: err = %v (reason %q), want a *TimeoutError", op.name, err, gitsource.ErrorReason(err))
+				if !errors.As(err, &te) || gitsource.ReasonOf(err) != gitsource.ReasonTimeout {
+					t.Fatalf("%s: err = %v (reason %q), want a *TimeoutError", op.name, err, gitsource.ReasonOf(err))
 				}
 				if !strings.Contains(err.Error(), "did not answer within the network timeout of 500ms") {
 					t.Errorf("%s: message %q does not say what happened", op.name, err)

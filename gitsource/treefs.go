@@ -394,7 +394,11 @@ func (d *treeDir) ReadDir(n int) ([]fs.DirEntry, error) {
 // (following symbolic links inside the tree to find it). Unlike fs.Sub, links
 // inside the result are resolved against the new root, so a link that leaves
 // dir fails with ErrSymlinkEscapes: dir is all the caller sees.
-func (f *TreeFS) Subtree(dir string) (*TreeFS, error) {
+func (f *TreeFS) Subtree(dir string) (FS, error) {
+	return f.subtree(dir)
+}
+
+func (f *TreeFS) subtree(dir string) (*TreeFS, error) {
 	n, err := f.resolve("open", dir, true)
 	if err != nil {
 		return nil, err
@@ -403,4 +407,11 @@ func (f *TreeFS) Subtree(dir string) (*TreeFS, error) {
 		return nil, &fs.PathError{Op: "open", Path: dir, Err: errors.New("not a directory")}
 	}
 	return &TreeFS{objects: f.objects, root: n.tree, modTime: f.modTime, trees: f.trees}, nil
+}
+
+// ObjectID identifies the entry's content as Git does: its mode and object
+// hash ("0100644 <sha1>"), so that two trees can be compared without
+// reading the files (a tree's ID covers everything below it).
+func (e treeDirEntry) ObjectID() string {
+	return e.node.entry.Mode.String() + " " + e.node.entry.Hash.String()
 }

@@ -202,24 +202,22 @@ func walkAncestry(ctx context.Context, r *Remote, tip, ancestor plumbing.Hash) (
 // subtrees unchanged since the last checked commit are skipped, so a poll
 // that changed one file checks one file.
 func (r *Remote) revision(commit *object.Commit) (*Revision, error) {
-	rev, err := commitRevision(r.repo, commit)
+	tree, err := NewTreeFS(r.repo.Storer, commit)
 	if err != nil {
 		return nil, &CorruptCacheError{Dir: r.dir, Err: err}
 	}
 	if r.opts.subPath != "." {
-		sub, err := rev.FS.Subtree(r.opts.subPath)
-		if err != nil {
+		if tree, err = tree.subtree(r.opts.subPath); err != nil {
 			return nil, fmt.Errorf("sub-path %s of commit %s: %w", r.opts.subPath, commit.Hash, err)
 		}
-		rev.FS = sub
 	}
-	if r.checkedTree == nil || r.checkedTree.Hash != rev.FS.root.Hash {
-		if err := checkComplete(r, rev.FS.root, r.checkedTree, ""); err != nil {
+	if r.checkedTree == nil || r.checkedTree.Hash != tree.root.Hash {
+		if err := checkComplete(r, tree.root, r.checkedTree, ""); err != nil {
 			return nil, &CorruptCacheError{Dir: r.dir, Err: fmt.Errorf("commit %s: %w", commit.Hash, err)}
 		}
-		r.checkedTree = rev.FS.root
+		r.checkedTree = tree.root
 	}
-	return rev, nil
+	return &Revision{Commit: commit.Hash.String(), FS: tree}, nil
 }
 
 // checkComplete verifies that every object reachable from tree is in the

@@ -147,9 +147,6 @@ func (w *WorkTreeFS) readIndex(repo *git.Repository, dir string) error {
 	return nil
 }
 
-// full maps a path of the view to a path relative to the checkout's top.
-func (w *WorkTreeFS) full(name string) string { return path.Join(w.base, name) }
-
 func (w *WorkTreeFS) disk(full string) string { return filepath.Join(w.top, filepath.FromSlash(full)) }
 
 // entry is a path of the view with every symbolic link resolved.

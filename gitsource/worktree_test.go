@@ -120,7 +120,7 @@ func revisionOf(t *testing.T, dir, rev string) *TreeFS {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return r.FS
+	return r.FS.(*TreeFS)
 }
 
 // Submodules are refused alike in the working tree (where they hold

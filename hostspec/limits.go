@@ -157,21 +157,30 @@ type limitsDoc struct {
 
 func (d *decoder) limits(n *yaml.Node, field string) limitsDoc {
 	doc := limitsDoc{src: map[string]Source{}}
-	d.mapping(n, field, limitNames, func(key string, _, v *yaml.Node, f string) {
-		s, ok := d.text(v, f)
-		if !ok {
-			return
-		}
-		val, err := ParseLimit(key, s)
-		if err != nil {
-			d.failf(v, f, "%s", strings.TrimPrefix(err.Error(), "limit "+key+": "))
-			return
-		}
-		*doc.set.field(key) = val
-		doc.src[key] = d.src(v)
-	})
+	limitsObject.decode(d, n, field, &doc)
 	return doc
 }
+
+// limitsObject has one key per limit, each parsed by ParseLimit.
+var limitsObject = func() *object[limitsDoc] {
+	fields := make([]field[limitsDoc], len(limitNames))
+	for i, key := range limitNames {
+		fields[i] = field[limitsDoc]{key: key, parse: func(d *decoder, v *yaml.Node, f string, doc *limitsDoc) {
+			s, ok := d.text(v, f)
+			if !ok {
+				return
+			}
+			val, err := ParseLimit(key, s)
+			if err != nil {
+				d.failf(v, f, "%s", strings.TrimPrefix(err.Error(), "limit "+key+": "))
+				return
+			}
+			*doc.set.field(key) = val
+			doc.src[key] = d.src(v)
+		}}
+	}
+	return objectOf(fields...)
+}()
 
 // effectiveLimits are fleet.yaml's limits (or the defaults) capped by the
 // machine's ceilings.

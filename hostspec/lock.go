@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	"gopkg.in/yaml.v3"
 )
 
@@ -70,4 +71,32 @@ func (l *Lock) Encode() []byte {
 	}
 	_ = enc.Close()
 	return buf.Bytes()
+}
+
+var lockObject = objectOf(
+	headerKey[Lock]("apiVersion"),
+	headerKey[Lock]("kind"),
+	field[Lock]{key: "images", parse: func(d *decoder, v *yaml.Node, f string, l *Lock) {
+		d.mapping(v, f, nil, func(ref string, k, v *yaml.Node, _ string) {
+			f := "images[" + ref + "]"
+			if dg, ok := d.lockEntry(ref, k, v, f); ok {
+				l.Images[ref] = dg
+				l.sources[ref] = d.src(v)
+			}
+		})
+	}},
+)
+
+// lockEntry decodes one pin: a tag reference and the digest it resolved to.
+func (d *decoder) lockEntry(ref string, k, v *yaml.Node, f string) (string, bool) {
+	parsed, err := ParseImageReference(ref)
+	if err != nil {
+		d.failf(k, f, "invalid image reference %q: %v", ref, err)
+		return "", false
+	}
+	if _, isDigest := parsed.(name.Digest); isDigest {
+		d.failf(k, f, "%q is already pinned by digest: the lock maps tags to digests", ref)
+		return "", false
+	}
+	return checkedText(checkDigest)(d, v, f)
 }

@@ -151,14 +151,12 @@ func (r *repoFS) readFile(name, limit string) ([]byte, realEntry, error) {
 	return b, e, nil
 }
 
+// modeNames describe the types of repository entries.
+var modeNames = map[fs.FileMode]string{fs.ModeDir: "a directory", fs.ModeSymlink: "a symbolic link", 0: "a file"}
+
 func describeMode(m fs.FileMode) string {
-	switch {
-	case m.IsDir():
-		return "a directory"
-	case m&fs.ModeSymlink != 0:
-		return "a symbolic link"
-	case m.IsRegular():
-		return "a file"
+	if s, ok := modeNames[m.Type()]; ok {
+		return s
 	}
 	return "a special file"
 }

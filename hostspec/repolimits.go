@@ -49,11 +49,11 @@ func readViaStat(fsys fs.FS, name string, limit int64) ([]byte, error) {
 	}
 	defer f.Close()
 	fi, err := f.Stat()
+	if err == nil && fi.Size() > limit {
+		err = &fs.PathError{Op: "read", Path: name, Err: &boundedread.TooLargeError{Size: fi.Size(), Limit: limit}}
+	}
 	if err != nil {
 		return nil, err
-	}
-	if fi.Size() > limit {
-		return nil, &fs.PathError{Op: "read", Path: name, Err: &boundedread.TooLargeError{Size: fi.Size(), Limit: limit}}
 	}
 	return boundedread.ReadAll(f, fi.Size(), limit, name)
 }

@@ -20,7 +20,7 @@ type mergedState struct {
 	image  opt[imageRef]
 	vars   *varNode
 	etc    map[string]*etcItem
-	health map[string]healthState
+	health map[string]healthEntry
 	update updatePatch
 
 	// Filled in when the state is complete, for finalize.
@@ -63,47 +63,6 @@ func (s *mergedState) render(t *tmpl, hostVars *varNode, data *templateData) ([]
 	return out, sha, nil
 }
 
-// healthState is one health check merged field by field.
-type healthState struct {
-	keys *healthKeys
-	// src is where the check's type was last set (where it is defined),
-	// or its first mention when no layer sets a type.
-	src      Source
-	systemd  opt[string]
-	http     opt[string]
-	tcp      opt[string]
-	command  opt[[]string]
-	expect   opt[string]
-	timeout  opt[Duration]
-	interval opt[Duration]
-	retries  opt[int]
-	required opt[bool]
-	disabled opt[bool]
-}
-
-// apply lays one health patch over the check (a zero state when the check
-// is new).
-func (st *healthState) apply(p *healthPatch, exists bool) {
-	if !exists {
-		st.src, st.keys = p.src, p.keys
-	}
-	if p.systemd.set || p.http.set || p.tcp.set || p.command.set {
-		// A new type replaces the old one; expect only survives while the
-		// check stays an http check.
-		st.systemd, st.http, st.tcp, st.command = p.systemd, p.http, p.tcp, p.command
-		if !p.http.set {
-			st.expect = opt[string]{}
-		}
-		st.src = p.src
-	}
-	setIf(&st.expect, p.expect)
-	setIf(&st.timeout, p.timeout)
-	setIf(&st.interval, p.interval)
-	setIf(&st.retries, p.retries)
-	setIf(&st.required, p.required)
-	setIf(&st.disabled, p.disabled)
-}
-
 // apply lays one layer over the state being built: scalars and lists are
 // replaced, vars and update merge key by key, etc entries by path and
 // health checks by name, field by field.
@@ -116,17 +75,11 @@ func (s *mergedState) apply(l *layer) {
 		s.etc[it.path] = it
 	}
 	for _, p := range l.health {
-		st, exists := s.health[p.name]
-		st.apply(p, exists)
-		s.health[p.name] = st
+		h, exists := s.health[p.name]
+		h.apply(p, exists)
+		s.health[p.name] = h
 	}
 	s.update.apply(&l.update)
-}
-
-func setIf[T any](dst *opt[T], src opt[T]) {
-	if src.set {
-		*dst = src
-	}
 }
 
 // base returns the fleet and the given groups merged, from the cache when
@@ -142,7 +95,7 @@ func (r *Repo) base(idx []int) *mergedState {
 	if b != nil {
 		return b
 	}
-	b = &mergedState{etc: map[string]*etcItem{}, health: map[string]healthState{}}
+	b = &mergedState{etc: map[string]*etcItem{}, health: map[string]healthEntry{}}
 	b.apply(r.fleet.layer)
 	for _, i := range idx {
 		b.apply(r.groups[i].layer)
@@ -182,6 +135,9 @@ func (r *Repo) Resolve(ctx context.Context, host string, extraLabels map[string]
 	if msg := checkName(host); msg != "" {
 		return nil, fmt.Errorf("resolve host: %s", msg)
 	}
+	if r.skipped[host] {
+		return nil, fmt.Errorf("resolve host %s: its file was not loaded (the repository was loaded for other hosts)", host)
+	}
 	h, declared := r.hosts[host]
 	labels := make(map[string]string, len(extraLabels)+4)
 	maps.Copy(labels, extraLabels)
@@ -211,50 +167,78 @@ var emptyLayer = &layer{}
 // result into a HostSpec: defaults, checks across layers, rendering and
 // provenance.
 func (r *Repo) finalize(ctx context.Context, host, file string, labels map[string]string, bucket int, base *mergedState, hl *layer) (*HostSpec, ErrorList) {
-	var errs ErrorList
-	fail := func(src Source, field, format string, args ...any) {
-		f := src.File
-		if f == "" {
-			f = file
-		}
-		errs = append(errs, &Error{File: f, Line: src.Line, Column: src.Column, Field: field, Host: host, Msg: fmt.Sprintf(format, args...)})
-	}
 	prov := make(map[string]Source, 24+len(base.etcSorted)+len(hl.etc)+6*len(base.healthNames))
-	spec := &HostSpec{
+	fz := &finalizing{host: host, file: file, prov: prov, spec: &HostSpec{
 		Host:       host,
 		Labels:     labels,
 		Bucket:     bucket,
 		Revision:   r.revision,
 		Groups:     append([]string{}, base.groups...),
 		Provenance: prov,
-	}
+	}}
+	spec := fz.spec
+	r.finalizeImage(fz, base, hl)
+	spec.Vars = flattenVars(base.vars, hl.vars, prov)
+	r.finalizeEtc(ctx, fz, base, hl)
+	finalizeHealth(fz, base, hl)
 
-	// Image.
+	u := base.update
+	u.apply(&hl.update)
+	spec.Update = u.policy(prov, fz.fail)
+
+	// Policy (fleet.yaml only).
+	spec.Policy = Policy{Registries: slices.Clone(r.fleet.Policy.Registries), RequireSignatures: r.fleet.Policy.RequireSignatures}
+	prov["policy.registries"] = r.fleet.policySrc["registries"]
+	prov["policy.requireSignatures"] = r.fleet.policySrc["requireSignatures"]
+	return spec, fz.errs
+}
+
+// finalizing is one host's spec being finished, and its problems.
+type finalizing struct {
+	host, file string // file: where problems without a place of their own are
+	spec       *HostSpec
+	prov       map[string]Source
+	errs       ErrorList
+	// check is finalizeHealth's scratch: merging through healthObject's
+	// function values moves a local to the heap, once per check.
+	check healthEntry
+}
+
+func (fz *finalizing) fail(src Source, field, format string, args ...any) {
+	f := src.File
+	if f == "" {
+		f = fz.file
+	}
+	fz.errs = append(fz.errs, &Error{File: f, Line: src.Line, Column: src.Column, Field: field, Host: fz.host, Msg: fmt.Sprintf(format, args...)})
+}
+
+// finalizeImage picks the highest layer's image and its pinned digest.
+func (r *Repo) finalizeImage(fz *finalizing, base *mergedState, hl *layer) {
 	image := base.image
 	if hl.image.set {
 		image = hl.image
 	}
 	if !image.set {
-		fail(Source{}, "spec.image", "no image: set spec.image in %s, in a group that selects this host, or in its own file", FleetFile)
-	} else {
-		img := image.v
-		spec.Image = Image{Ref: img.ref, Digest: img.digest, Source: image.src}
-		prov["image"] = image.src
-		if img.digest == "" && r.lock != nil {
-			if dg, ok := r.lock.Images[img.ref]; ok {
-				spec.Image.Digest, spec.Image.Locked = dg, true
-				prov["image.digest"] = r.lock.sources[img.ref]
-			}
+		fz.fail(Source{}, "spec.image", "no image: set spec.image in %s, in a group that selects this host, or in its own file", FleetFile)
+		return
+	}
+	img := image.v
+	fz.spec.Image = Image{Ref: img.ref, Digest: img.digest, Source: image.src}
+	fz.prov["image"] = image.src
+	if img.digest == "" && r.lock != nil {
+		if dg, ok := r.lock.Images[img.ref]; ok {
+			fz.spec.Image.Digest, fz.spec.Image.Locked = dg, true
+			fz.prov["image.digest"] = r.lock.sources[img.ref]
 		}
 	}
+}
 
-	// Vars.
-	spec.Vars = flattenVars(base.vars, hl.vars, prov)
-
-	// /etc: the base's entries and the host's, both sorted by path, with
-	// the host's entry winning for the same path.
+// finalizeEtc renders /etc: the base's entries and the host's, both sorted
+// by path, with the host's entry winning for the same path.
+func (r *Repo) finalizeEtc(ctx context.Context, fz *finalizing, base *mergedState, hl *layer) {
+	spec := fz.spec
 	items := mergeSorted(base.etcSorted, hl.etc)
-	data := &templateData{Host: templateHost{Name: host, Labels: labels, Bucket: bucket}, Vars: spec.Vars, ctx: ctx, limits: &r.limits}
+	data := &templateData{Host: templateHost{Name: spec.Host, Labels: spec.Labels, Bucket: spec.Bucket}, Vars: spec.Vars, ctx: ctx, limits: &r.limits}
 	spec.Etc = make([]EtcFile, 0, len(items))
 	for _, it := range items {
 		if conflict := etcConflict(base.etc, hl.etc, it); conflict != nil {
@@ -262,10 +246,10 @@ func (r *Repo) finalize(ctx context.Context, host, file string, labels map[strin
 			if conflict.absent {
 				what = "marked absent"
 			}
-			fail(it.src, it.provKey, "%s is inside %s, which is %s at %s", it.path, conflict.path, what, conflict.src)
+			fz.fail(it.src, it.provKey, "%s is inside %s, which is %s at %s", it.path, conflict.path, what, conflict.src)
 			continue
 		}
-		prov[it.provKey] = it.src
+		fz.prov[it.provKey] = it.src
 		f := EtcFile{Path: it.path, Mode: it.mode, Owner: it.owner, Group: it.group, Absent: it.absent, Source: it.src}
 		if it.onChange != nil {
 			oc := *it.onChange
@@ -277,8 +261,8 @@ func (r *Repo) finalize(ctx context.Context, host, file string, labels map[strin
 		case it.tmpl != nil:
 			out, sha, terr := base.render(it.tmpl, hl.vars, data)
 			if terr != nil {
-				terr.Field, terr.Host = it.provKey, host
-				errs = append(errs, terr)
+				terr.Field, terr.Host = it.provKey, spec.Host
+				fz.errs = append(fz.errs, terr)
 				continue
 			}
 			f.Content, f.SHA256 = out, sha
@@ -287,128 +271,33 @@ func (r *Repo) finalize(ctx context.Context, host, file string, labels map[strin
 		}
 		spec.Etc = append(spec.Etc, f)
 	}
+}
 
-	// Health checks: the base's, with the host's patches laid over them.
-	spec.Health = make([]HealthCheck, 0, len(base.healthNames)+len(hl.health))
+// finalizeHealth lays the host's checks over the base's, by name.
+func finalizeHealth(fz *finalizing, base *mergedState, hl *layer) {
+	fz.spec.Health = make([]HealthCheck, 0, len(base.healthNames)+len(hl.health))
 	bi, hi := 0, 0
 	for bi < len(base.healthNames) || hi < len(hl.health) {
-		var st healthState
+		h := &fz.check
 		switch {
 		case hi == len(hl.health) || (bi < len(base.healthNames) && base.healthNames[bi] < hl.health[hi].name):
-			st = base.health[base.healthNames[bi]]
+			*h = base.health[base.healthNames[bi]]
 			bi++
 		default:
 			p := hl.health[hi]
 			hi++
+			*h = healthEntry{}
 			var exists bool
 			if bi < len(base.healthNames) && base.healthNames[bi] == p.name {
-				st, exists = base.health[p.name], true
+				*h, exists = base.health[p.name], true
 				bi++
 			}
-			st.apply(p, exists)
+			h.apply(p, exists)
 		}
-		if hc, ok := finalizeCheck(&st, prov, fail); ok {
-			spec.Health = append(spec.Health, hc)
-		}
-	}
-
-	// Update policy.
-	u := base.update
-	u.apply(&hl.update)
-	up := UpdatePolicy{
-		Reboot:      RebootImmediate,
-		Grace:       Duration(DefaultGrace),
-		MaxDeferral: Duration(DefaultMaxDeferral),
-	}
-	provOpt(prov, "update.reboot", &up.Reboot, u.reboot)
-	provOpt(prov, "update.paused", &up.Paused, u.paused)
-	provOpt(prov, "update.grace", &up.Grace, u.grace)
-	provOpt(prov, "update.softReboot", &up.SoftReboot, u.softReboot)
-	provOpt(prov, "update.deferRebootWhileUsers", &up.DeferRebootWhileUsers, u.deferRebootWhileUsers)
-	provOpt(prov, "update.maxDeferral", &up.MaxDeferral, u.maxDeferral)
-	if u.windows.set {
-		up.Windows = cloneWindows(u.windows.v)
-		prov["update.windows"] = u.windows.src
-	}
-	if u.fleetlock.set {
-		up.FleetLock = &FleetLock{URL: u.fleetlockURL.v, Group: "default"}
-		prov["update.fleetlock"] = u.fleetlock.src
-		provOpt(prov, "update.fleetlock.url", &up.FleetLock.URL, u.fleetlockURL)
-		provOpt(prov, "update.fleetlock.group", &up.FleetLock.Group, u.fleetlockGroup)
-	}
-	switch up.Reboot {
-	case RebootWindow, RebootWindowFleetLock:
-		if len(up.Windows) == 0 {
-			fail(u.reboot.src, "update.reboot", "reboot: %s needs update.windows, and no layer sets any", up.Reboot)
+		if hc, ok := finalizeCheck(h, fz.prov, fz.fail); ok {
+			fz.spec.Health = append(fz.spec.Health, hc)
 		}
 	}
-	switch up.Reboot {
-	case RebootFleetLock, RebootWindowFleetLock:
-		if up.FleetLock == nil || up.FleetLock.URL == "" {
-			fail(u.reboot.src, "update.reboot", "reboot: %s needs update.fleetlock.url, and no layer sets it", up.Reboot)
-		}
-	}
-	spec.Update = up
-
-	// Policy (fleet.yaml only).
-	spec.Policy = Policy{Registries: slices.Clone(r.fleet.Policy.Registries), RequireSignatures: r.fleet.Policy.RequireSignatures}
-	prov["policy.registries"] = r.fleet.policySrc["registries"]
-	prov["policy.requireSignatures"] = r.fleet.policySrc["requireSignatures"]
-
-	return spec, errs
-}
-
-// finalizeCheck turns a merged check into its resolved form, recording
-// provenance; disabled checks are dropped.
-func finalizeCheck(hs *healthState, prov map[string]Source, fail func(Source, string, string, ...any)) (HealthCheck, bool) {
-	if hs.disabled.set && hs.disabled.v {
-		return HealthCheck{}, false
-	}
-	k := hs.keys
-	hc := HealthCheck{
-		Name:     strings.TrimSuffix(strings.TrimPrefix(k.check, "health["), "]"),
-		Systemd:  hs.systemd.v,
-		HTTP:     hs.http.v,
-		TCP:      hs.tcp.v,
-		Command:  slices.Clone(hs.command.v),
-		Expect:   hs.expect.v,
-		Timeout:  Duration(DefaultCheckTimeout),
-		Interval: Duration(DefaultCheckInterval),
-		Retries:  DefaultCheckRetries,
-		Required: DefaultCheckRequired,
-		Source:   hs.src,
-	}
-	typ := ""
-	switch {
-	case hs.systemd.set:
-		typ = "systemd"
-		prov[k.systemd] = hs.systemd.src
-	case hs.http.set:
-		typ = "http"
-		prov[k.http] = hs.http.src
-	case hs.tcp.set:
-		typ = "tcp"
-		prov[k.tcp] = hs.tcp.src
-	case hs.command.set:
-		typ = "command"
-		prov[k.command] = hs.command.src
-	default:
-		fail(hs.src, k.check, "health check %q has no type in any layer: set one of systemd, http, tcp, command", hc.Name)
-		return HealthCheck{}, false
-	}
-	if hs.expect.set {
-		if typ != "http" {
-			fail(hs.expect.src, k.expect, "expect only applies to http checks; %q is a %s check", hc.Name, typ)
-			return HealthCheck{}, false
-		}
-		prov[k.expect] = hs.expect.src
-	}
-	prov[k.check] = hs.src
-	provOpt(prov, k.timeout, &hc.Timeout, hs.timeout)
-	provOpt(prov, k.interval, &hc.Interval, hs.interval)
-	provOpt(prov, k.retries, &hc.Retries, hs.retries)
-	provOpt(prov, k.required, &hc.Required, hs.required)
-	return hc, true
 }
 
 // mergeSorted merges two lists of items sorted by path; for a path in
@@ -443,15 +332,6 @@ func provOpt[T any](prov map[string]Source, key string, dst *T, o opt[T]) {
 		*dst = o.v
 	}
 	prov[key] = o.src
-}
-
-func cloneWindows(ws []Window) []Window {
-	out := make([]Window, len(ws))
-	for i, w := range ws {
-		w.Days = slices.Clone(w.Days)
-		out[i] = w
-	}
-	return out
 }
 
 // etcConflict returns an entry at a parent directory of it: a path cannot

@@ -146,13 +146,6 @@ type HealthCheck struct {
 	Source   Source   `json:"source"`
 }
 
-// Defaults applied to health checks that do not set them.
-const (
-	DefaultCheckTimeout  = 10 * time.Second
-	DefaultCheckInterval = 10 * time.Second
-	DefaultCheckRetries  = 3
-)
-
 // RebootStrategy says when a staged update may reboot the host.
 type RebootStrategy string
 
@@ -281,3 +274,10 @@ func isText(b []byte) bool { return utf8.Valid(b) }
 // `required:` counts towards the verdict: a failing required check rolls the
 // update back, a failing optional one is only reported.
 const DefaultCheckRequired = true
+
+// Defaults applied to health checks that do not set them.
+const (
+	DefaultCheckTimeout  = 10 * time.Second
+	DefaultCheckInterval = 10 * time.Second
+	DefaultCheckRetries  = 3
+)

@@ -25,7 +25,7 @@ const CosignSignPredicateType = "https://sigstore.dev/cosign/sign/v1"
 // repositories the allow-lists permit.
 func (v *Verifier) checkBundle(d name.Digest, sb registry.SigstoreBundle) (*trustedKey, *finding) {
 	where := "sigstore bundle " + sb.ManifestDigest
-	fail := func(reason, format string, args ...any) (*trustedKey, *finding) {
+	fail := func(reason Reason, format string, args ...any) (*trustedKey, *finding) {
 		return nil, &finding{reason: reason, where: where, detail: fmt.Sprintf(format, args...)}
 	}
 	if sb.Err != nil {

@@ -45,7 +45,7 @@ func TestSigstoreBundleRefusals(t *testing.T) {
 	cases := []struct {
 		name   string
 		setup  func(ref string)
-		reason string
+		reason policy.Reason
 		detail string
 	}{
 		{"wrong key", func(ref string) { signBundle(t, other, ref) }, policy.ReasonBadSignature, "does not verify with any trusted key"},

@@ -24,7 +24,7 @@ import (
 // identity, or why the layer does not count.
 func (v *Verifier) checkCosign(d name.Digest, s registry.CosignSignature) (*trustedKey, string, *finding) {
 	where := fmt.Sprintf("cosign signature %d", s.Index+1)
-	fail := func(reason, format string, args ...any) (*trustedKey, string, *finding) {
+	fail := func(reason Reason, format string, args ...any) (*trustedKey, string, *finding) {
 		return nil, "", &finding{reason: reason, where: where, detail: fmt.Sprintf(format, args...)}
 	}
 	if s.Err != nil {

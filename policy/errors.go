@@ -4,36 +4,39 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/bootsync/bootsync/registry"
+	"github.com/bootsync/bootsync/reason"
 )
+
+// Reason is a word of bootsync's failure vocabulary (package reason).
+type Reason = reason.Reason
 
 // Reasons an image is refused. They are stable strings: `bootsync image
 // verify` prints them, and the agent records them in its journal.
 const (
-	ReasonNoSignature        = "no-signature"         // no signature of any supported format exists for the digest
-	ReasonBadSignature       = "bad-signature"        // signatures exist, but none verifies with a trusted key
-	ReasonWrongDigest        = "wrong-digest"         // a trusted key signed another digest
-	ReasonWrongIdentity      = "wrong-identity"       // a trusted key signed this digest for another repository
-	ReasonRegistryNotAllowed = "registry-not-allowed" // the repository is outside an allow-list
-	ReasonMalformedSignature = "malformed-signature"  // a signature artifact could not be decoded
+	ReasonNoSignature        Reason = "no-signature"         // no signature of any supported format exists for the digest
+	ReasonBadSignature       Reason = "bad-signature"        // signatures exist, but none verifies with a trusted key
+	ReasonWrongDigest        Reason = "wrong-digest"         // a trusted key signed another digest
+	ReasonWrongIdentity      Reason = "wrong-identity"       // a trusted key signed this digest for another repository
+	ReasonRegistryNotAllowed Reason = "registry-not-allowed" // the repository is outside an allow-list
+	ReasonMalformedSignature Reason = "malformed-signature"  // a signature artifact could not be decoded
 	// ReasonHostPolicy: the host's own containers-policy.json (what bootc's
 	// pull enforces) refuses the image.
-	ReasonHostPolicy = "host-policy"
+	ReasonHostPolicy Reason = "host-policy"
 )
 
 // Sentinel errors for errors.Is; every *RefusedError matches the one for its
 // Reason.
 var (
-	ErrNoSignature        = errors.New(ReasonNoSignature)
-	ErrBadSignature       = errors.New(ReasonBadSignature)
-	ErrWrongDigest        = errors.New(ReasonWrongDigest)
-	ErrWrongIdentity      = errors.New(ReasonWrongIdentity)
-	ErrRegistryNotAllowed = errors.New(ReasonRegistryNotAllowed)
-	ErrMalformedSignature = errors.New(ReasonMalformedSignature)
-	ErrHostPolicy         = errors.New(ReasonHostPolicy)
+	ErrNoSignature        = errors.New(string(ReasonNoSignature))
+	ErrBadSignature       = errors.New(string(ReasonBadSignature))
+	ErrWrongDigest        = errors.New(string(ReasonWrongDigest))
+	ErrWrongIdentity      = errors.New(string(ReasonWrongIdentity))
+	ErrRegistryNotAllowed = errors.New(string(ReasonRegistryNotAllowed))
+	ErrMalformedSignature = errors.New(string(ReasonMalformedSignature))
+	ErrHostPolicy         = errors.New(string(ReasonHostPolicy))
 )
 
-var sentinels = map[string]error{
+var sentinels = map[Reason]error{
 	ReasonNoSignature:        ErrNoSignature,
 	ReasonBadSignature:       ErrBadSignature,
 	ReasonWrongDigest:        ErrWrongDigest,
@@ -48,7 +51,7 @@ var sentinels = map[string]error{
 // *registry.Error instead.
 type RefusedError struct {
 	Ref    string // the image, repository@digest when known
-	Reason string // one of the Reason* constants
+	Reason Reason // one of the Reason* constants
 	Detail string // what was found, for the operator
 }
 
@@ -58,20 +61,3 @@ func (e *RefusedError) Error() string {
 
 // Is matches the sentinel error of e's reason.
 func (e *RefusedError) Is(target error) bool { return sentinels[e.Reason] == target }
-
-// Reason returns why err refused or failed: a Reason* constant for a
-// refusal, the registry's reason ("unauthorized", "not-found", ...) for a
-// registry failure, "error" for anything else and "" for nil.
-func Reason(err error) string {
-	if err == nil {
-		return ""
-	}
-	var re *RefusedError
-	if errors.As(err, &re) {
-		return re.Reason
-	}
-	if r := registry.Reason(err); r != "" {
-		return r
-	}
-	return "error"
-}

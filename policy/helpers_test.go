@@ -5,8 +5,6 @@ import (
 	"testing"
 	"time"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-
 	"github.com/bootsync/bootsync/registry"
 	"github.com/bootsync/bootsync/test/registrytest"
 	"github.com/bootsync/bootsync/test/signer"
@@ -20,11 +18,6 @@ func newTestRegistry(t testing.TB, referrersAPI bool) *registrytest.Registry {
 func push(tr *registrytest.Registry, repo, tag string) string {
 	d, _ := tr.PushRandom(repo, tag)
 	return tr.Host + "/" + repo + "@" + d
-}
-
-// write pushes img to repo:tag and returns repo@digest.
-func write(tr *registrytest.Registry, repo, tag string, img v1.Image) string {
-	return tr.Host + "/" + repo + "@" + tr.Write(repo, tag, img)
 }
 
 // pushIndex writes a linux/amd64 + linux/arm64 index and returns

@@ -261,6 +261,17 @@ func (v *Verifier) ResolveAndVerify(ctx context.Context, reg *registry.Client, r
 	return verdict, err
 }
 
+// SignatureSource is where Verify finds an image's signatures
+// (registry.Client).
+type SignatureSource interface {
+	// CosignSignatures returns the tag-based signatures of ref
+	// (repository@digest); a *registry.Error with reason not-found when
+	// there are none.
+	CosignSignatures(ctx context.Context, ref string) ([]registry.CosignSignature, error)
+	// SigstoreBundles returns the Sigstore bundles attached to ref.
+	SigstoreBundles(ctx context.Context, ref string) ([]registry.SigstoreBundle, error)
+}
+
 // Verify applies the policy to ref, a digest reference (repository@sha256:…).
 // The allow-lists are checked first, without any request. Then, when
 // signatures are required, the image is accepted only if a signature for
@@ -269,7 +280,7 @@ func (v *Verifier) ResolveAndVerify(ctx context.Context, reg *registry.Client, r
 //
 // A refusal is a *RefusedError (see Reason); a registry failure that
 // prevents a decision is returned wrapped, with its registry reason.
-func (v *Verifier) Verify(ctx context.Context, reg *registry.Client, ref string) (*Verdict, error) {
+func (v *Verifier) Verify(ctx context.Context, reg SignatureSource, ref string) (*Verdict, error) {
 	r, err := registry.ParseReference(ref)
 	if err != nil {
 		return nil, fmt.Errorf("verify image: %w", err)
@@ -290,7 +301,7 @@ func (v *Verifier) Verify(ctx context.Context, reg *registry.Client, ref string)
 	var found []finding
 	sigs, err := reg.CosignSignatures(ctx, pinned)
 	switch {
-	case registry.Reason(err) == registry.ReasonNotFound:
+	case registry.ReasonOf(err) == registry.ReasonNotFound:
 		// No tag-based signature; bundles may still exist.
 	case err != nil:
 		return nil, fmt.Errorf("verify image %s: %w", pinned, err)
@@ -327,7 +338,7 @@ func (v *Verifier) Verify(ctx context.Context, reg *registry.Client, ref string)
 
 // finding is why one signature artifact did not verify.
 type finding struct {
-	reason string
+	reason Reason
 	where  string // "cosign signature 1", "sigstore bundle sha256:…"
 	detail string
 }
@@ -335,7 +346,7 @@ type finding struct {
 // rank orders findings by how close the signature came to passing, so the
 // reported reason is the most useful one: a trusted key signing the wrong
 // repository says more than an unknown key.
-var rank = map[string]int{
+var rank = map[Reason]int{
 	ReasonWrongIdentity:      4,
 	ReasonWrongDigest:        3,
 	ReasonBadSignature:       2,

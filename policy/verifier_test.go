@@ -38,16 +38,16 @@ func signBundle(t testing.TB, s *signer.Signer, ref string, opts ...signer.Optio
 
 // wantRefused checks that err is a refusal with reason, matching the
 // reason's sentinel, and returns its message.
-func wantRefused(t *testing.T, err error, reason string) string {
+func wantRefused(t *testing.T, err error, reason policy.Reason) string {
 	t.Helper()
 	var re *policy.RefusedError
 	if !errors.As(err, &re) {
 		t.Fatalf("error = %v (%T), want a refusal %q", err, err, reason)
 	}
-	if re.Reason != reason || policy.Reason(err) != reason {
+	if re.Reason != reason {
 		t.Fatalf("refused with %q, want %q: %v", re.Reason, reason, err)
 	}
-	sentinel := map[string]error{
+	sentinel := map[policy.Reason]error{
 		policy.ReasonNoSignature: policy.ErrNoSignature, policy.ReasonBadSignature: policy.ErrBadSignature,
 		policy.ReasonWrongDigest: policy.ErrWrongDigest, policy.ReasonWrongIdentity: policy.ErrWrongIdentity,
 		policy.ReasonRegistryNotAllowed: policy.ErrRegistryNotAllowed, policy.ReasonMalformedSignature: policy.ErrMalformedSignature,
@@ -94,7 +94,7 @@ func TestCosignSignatureRefusals(t *testing.T) {
 	cases := []struct {
 		name   string
 		setup  func(ref string)
-		reason string
+		reason policy.Reason
 		detail string
 	}{
 		{"unsigned", func(string) {}, policy.ReasonNoSignature, ".sig"},
@@ -273,8 +273,8 @@ func TestRegistryFailureIsNotARefusal(t *testing.T) {
 	if err == nil || errors.As(err, &re) {
 		t.Fatalf("err = %v; an outage must not look like a verdict", err)
 	}
-	if policy.Reason(err) != registry.ReasonUnavailable {
-		t.Fatalf("reason = %q, want %q: %v", policy.Reason(err), registry.ReasonUnavailable, err)
+	if registry.ReasonOf(err) != registry.ReasonUnavailable {
+		t.Fatalf("reason = %q, want %q: %v", registry.ReasonOf(err), registry.ReasonUnavailable, err)
 	}
 }
 
@@ -366,15 +366,5 @@ func TestNewVerifierValidates(t *testing.T) {
 		if _, err := policy.NewVerifier(policy.WithRequireSignatures(false), policy.WithAllowedRegistries(bad)); err == nil {
 			t.Errorf("allow-list entry %q accepted", bad)
 		}
-	}
-}
-
-func TestReason(t *testing.T) {
-	if policy.Reason(nil) != "" || policy.Reason(errors.New("x")) != "error" {
-		t.Fatal("Reason of nil / plain errors")
-	}
-	_, err := registry.ParseReference("fedora")
-	if policy.Reason(err) != registry.ReasonInvalidReference {
-		t.Fatalf("Reason(registry error) = %q", policy.Reason(err))
 	}
 }

@@ -15,28 +15,15 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime"
-	"syscall"
 	"time"
 
-	"github.com/bootsync/bootsync/apply/bootc"
-	etcoverlay "github.com/bootsync/bootsync/apply/etc"
-	"github.com/bootsync/bootsync/gitsource"
+	"github.com/bootsync/bootsync/apply/etcoverlay"
 	"github.com/bootsync/bootsync/hostspec"
+	"github.com/bootsync/bootsync/internal/faultpoint"
 	"github.com/bootsync/bootsync/internal/netdeadline"
 	"github.com/bootsync/bootsync/policy"
 	"github.com/bootsync/bootsync/policy/health"
-	"github.com/bootsync/bootsync/registry"
 )
-
-// Source is the fleet repository as the agent sees it (gitsource.Remote).
-type Source interface {
-	// Poll fetches the ref if it moved and checks the trust rules.
-	Poll(ctx context.Context, lastApplied string) (*gitsource.PollResult, error)
-	// Ping proves the remote answers (one ref advertisement), for the
-	// management-plane health check.
-	Ping(ctx context.Context) error
-}
 
 // Config is the host-local configuration the agent needs.
 type Config struct {
@@ -51,14 +38,11 @@ type Config struct {
 	// RebootWait is how long to wait to be stopped after RebootCommand
 	// returned before reporting that the reboot did not happen.
 	RebootWait time.Duration
-	// LockWait bounds how long a pass waits for the state lock held by
+	// StateLockWait bounds how long a pass waits for the state lock held by
 	// another pass (default 10 minutes); then it fails with reason state.
-	LockWait time.Duration
-	// Trust: the host's own image policy; the fleet repo may only add to it.
-	SigningKeys       []string
-	RequireSignatures bool
-	AllowedRegistries []string
-	AcceptBundles     bool
+	StateLockWait time.Duration
+	// Trust is the host's own image policy; the fleet repo may only add to it.
+	Trust policy.HostTrust
 	// ReservedPaths are host paths of the files the agent's configuration
 	// consists of or names; with etcoverlay.ReservedPaths, the fleet may
 	// not write them unless AllowReserved lists them.
@@ -82,18 +66,6 @@ type Config struct {
 	FaultPoint string
 	Logger     *slog.Logger
 	Clock      func() time.Time
-}
-
-// Deps are the agent's connections to the outside world.
-type Deps struct {
-	Source   Source
-	Registry *registry.Client
-	Bootc    *bootc.Driver
-	Etc      *etcoverlay.Writer
-	Metrics  *Metrics // optional
-	// HostPolicy evaluates the host's containers-policy.json before
-	// anything is staged (optional: nil skips it).
-	HostPolicy HostPolicy
 }
 
 // Agent runs reconcile passes for one host.
@@ -127,6 +99,10 @@ type Agent struct {
 	// stopping is closed when the agent is asked to stop (SIGTERM): a pass
 	// waiting for the shutdown its reboot started returns at once.
 	stopping <-chan struct{}
+
+	// startReboot starts a (hard) reboot: runRebootCommand, or the
+	// package's tests' stand-in for the shutdown it begins.
+	startReboot func(ctx context.Context) error
 }
 
 // New returns an agent; it touches nothing until the first pass.
@@ -148,8 +124,8 @@ func New(cfg Config, deps Deps) (*Agent, error) {
 	if cfg.RebootWait == 0 {
 		cfg.RebootWait = 5 * time.Minute
 	}
-	if cfg.LockWait == 0 {
-		cfg.LockWait = defaultLockWait
+	if cfg.StateLockWait == 0 {
+		cfg.StateLockWait = defaultStateLockWait
 	}
 	if cfg.Systemctl == "" {
 		cfg.Systemctl = "systemctl"
@@ -157,8 +133,11 @@ func New(cfg Config, deps Deps) (*Agent, error) {
 	if cfg.NetworkTimeout <= 0 {
 		cfg.NetworkTimeout = netdeadline.Default
 	}
-	if cfg.FaultPoint != "" && !faultPoints[cfg.FaultPoint] {
-		return nil, fmt.Errorf("reconcile: unknown fault point %q", cfg.FaultPoint)
+	if cfg.FaultPoint != "" {
+		if !faultPoints[cfg.FaultPoint] {
+			return nil, fmt.Errorf("reconcile: unknown fault point %q", cfg.FaultPoint)
+		}
+		faultpoint.KillAt(cfg.FaultPoint)
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -172,13 +151,15 @@ func New(cfg Config, deps Deps) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reconcile: %w", err)
 	}
-	return &Agent{reserved: reserved,
+	a := &Agent{reserved: reserved,
 		cfg: cfg, deps: deps, log: log.With("host", cfg.Host), now: now,
 		journal:  NewJournalStore(cfg.StateDir),
 		status:   NewStatusStore(cfg.StateDir),
 		verdicts: newVerdictCache(cfg.StateDir),
 		plats:    newPlatformCache(cfg.StateDir),
-	}, nil
+	}
+	a.startReboot = a.runRebootCommand
+	return a, nil
 }
 
 // PassOptions change what a pass may do.
@@ -207,7 +188,7 @@ type PassResult struct {
 func (a *Agent) Pass(ctx context.Context, opts PassOptions) (*PassResult, error) {
 	started := a.now()
 	if !opts.DryRun {
-		unlock, err := a.lockState(ctx)
+		unlock, err := a.lockStateDir(ctx)
 		if err != nil {
 			err = &PassError{Reason: ReasonState, Err: err}
 			a.recordFailure(err, started)
@@ -245,9 +226,9 @@ func (a *Agent) finish(st *Status, j *Journal, res *PassResult, err error, start
 		pass.State, pass.Reason, pass.Steps = res.Plan.State, res.Plan.Reason, res.Plan.Steps
 		st.Desired = res.Desired
 	}
-	reason := ""
+	var reason Reason
 	if err != nil {
-		reason = Reason(err)
+		reason = ReasonOf(err)
 		pass.Result = "error"
 		st.LastError = &ErrorStatus{Reason: reason, Message: err.Error(), Time: a.now()}
 		a.log.Error("pass failed", "reason", reason, "err", err)
@@ -257,249 +238,13 @@ func (a *Agent) finish(st *Status, j *Journal, res *PassResult, err error, start
 		a.log.Info("pass done", "state", pass.State, "reason", pass.Reason, "duration", pass.Duration)
 	}
 	st.LastPass = pass
-	st.LockHeld = j.LockHeld
+	st.FleetLockHeld = j.FleetLockHeld
+	st.BootedCommit = bootedCommit(j, st.Booted)
 	for _, q := range j.Quarantine {
 		st.Quarantine = append(st.Quarantine, q)
 	}
 	a.saveStatus(st)
 	a.deps.Metrics.observePass(st, started, reason)
-}
-
-func (a *Agent) pass(ctx context.Context, opts PassOptions, j *Journal, st *Status) (*PassResult, error) {
-	res := &PassResult{Plan: Plan{Steps: []Step{}}}
-	defer func() {
-		if managed, err := a.deps.Etc.Managed(ctx); err == nil {
-			for _, m := range managed {
-				st.Managed = append(st.Managed, ManagedFile{Path: m.Path, SHA256: m.SHA256})
-			}
-		}
-	}()
-
-	// observe
-	obs, err := a.observe(ctx, j)
-	if err != nil {
-		return res, err
-	}
-	st.Booted, st.Staged, st.Rollback, st.RollbackQueued = obs.Booted, obs.Staged, obs.Rollback, obs.RollbackQueued
-	if err := a.checkOtherUpdaters(st); err != nil {
-		return res, err
-	}
-	a.deps.Registry.ReloadRegistriesConf()
-	if obs.Booted == nil {
-		res.Plan = Decide(Desired{}, obs)
-		return res, &PassError{Reason: ReasonNotBootc, Err: errors.New(res.Plan.Reason)}
-	}
-	if !opts.DryRun {
-		if err := a.settleAutoRollback(j, obs); err != nil {
-			return res, err
-		}
-		if j.Committed == "" && j.Pending == nil {
-			// The image the host ran when the agent first saw it is the
-			// first known-good one.
-			j.Committed = obs.Booted.Digest
-			if err := a.journal.Save(j); err != nil {
-				return res, &PassError{Reason: ReasonState, Err: err}
-			}
-		}
-	}
-	a.fault("observed")
-
-	// fetch and resolve; a failure here still lets a due verification run
-	// from what the journal kept, so a host cut off from Git after an
-	// update is rolled back rather than stuck.
-	desired, spec, verifier, ferr := a.desired(ctx, j, obs.Arch)
-	if ferr == nil {
-		if err := a.checkMachineID(spec); err != nil {
-			return res, err
-		}
-	}
-	if ferr != nil {
-		if j.Pending == nil || !rebooted(j.Pending, obs) || opts.DryRun {
-			return res, ferr
-		}
-		a.log.Warn("fleet repository unavailable; verifying the pending update from the journal", "err", ferr)
-		desired, spec = desiredFromPending(j.Pending), &hostspec.HostSpec{Host: a.cfg.Host, Health: j.Pending.Health, Update: j.Pending.Update}
-		spec.Etc = nil
-	}
-	if ferr == nil && a.undeclared {
-		st.Warnings = append(st.Warnings, undeclaredWarning(a.cfg.Host))
-	}
-	res.Desired = &DesiredStatus{Commit: desired.Commit, Ref: spec.Image.Ref, Digest: desired.Digests[0], Target: desired.ImageRef, ResolvedFrom: desired.Endpoint}
-	if len(desired.Digests) > 1 {
-		res.Desired.PlatformDigest = desired.Digests[1]
-	}
-	if ferr == nil {
-		a.noteVerdict(spec, desired, res)
-	}
-	a.fault("resolved")
-
-	// /etc: what would change, and drift.
-	var etcPlan *etcoverlay.Plan
-	if ferr == nil {
-		etcPlan, err = a.deps.Etc.Plan(ctx, spec.Etc)
-		if err != nil {
-			return res, &PassError{Reason: ReasonEtc, Err: fmt.Errorf("plan /etc: %w", err)}
-		}
-		res.Etc = etcPlan
-		obs.EtcChanges = len(etcPlan.Changes) + len(etcPlan.Leftovers)
-		obs.EtcRebootRequired = etcPlan.Owed.RebootRequired
-		a.recordEtc(st, etcPlan)
-		st.Warnings = append(st.Warnings, modeWarnings(spec.Etc)...)
-	}
-
-	plan := Decide(desired, obs)
-	res.Plan = plan
-	st.RebootPending = plan.State == StateWaiting || plan.Has(ActionReboot)
-	if opts.DryRun {
-		return res, nil
-	}
-	if plan.State == StateWaiting {
-		a.noteDeferral(j, desired, obs)
-	}
-
-	// gate: an image is verified before anything makes the host boot it.
-	if needsVerdict(plan) {
-		if verifier == nil {
-			return res, ferr // working from the journal: nothing new may be booted
-		}
-		if err := a.gate(ctx, spec, verifier, desired, res); err != nil {
-			res.Plan = Plan{State: StateRefused, Reason: "the desired image was refused; nothing was changed", Steps: []Step{}}
-			st.RebootPending = false
-			return res, err
-		}
-	}
-	a.fault("gated")
-
-	ex := &execution{a: a, j: j, obs: obs, desired: desired, spec: spec, etcPlan: etcPlan, res: res, st: st}
-	if err := ex.run(ctx); err != nil {
-		return res, err
-	}
-	if ferr != nil {
-		return res, ferr
-	}
-	// The pass finished every step: nothing is in flight any more (an
-	// intent left by a crash was redone or turned out unnecessary).
-	changed := j.Intent != nil
-	j.Intent = nil
-	if j.LastApplied != desired.Commit && desired.Commit != "" {
-		j.LastApplied, changed = desired.Commit, true
-	}
-	if changed {
-		if err := a.journal.Save(j); err != nil {
-			return res, &PassError{Reason: ReasonState, Err: err}
-		}
-	}
-	return res, nil
-}
-
-// observe reads bootc status and the host facts planning needs.
-func (a *Agent) observe(ctx context.Context, j *Journal) (Observed, error) {
-	host, err := a.deps.Bootc.Status(ctx)
-	if err != nil {
-		return Observed{}, &PassError{Reason: ReasonBootc, Err: fmt.Errorf("read bootc status: %w", err)}
-	}
-	obs := Observed{Now: a.now(), Journal: j, BootID: a.bootID()}
-	if ver, err := a.deps.Bootc.Version(ctx); err == nil {
-		obs.Capabilities = Capabilities{DownloadOnly: ver.SupportsDownloadOnly(), SoftReboot: ver.SupportsSoftReboot()}
-	}
-	s := host.Status
-	obs.Booted, obs.Staged, obs.Rollback = deployment(s.Booted), deployment(s.Staged), deployment(s.Rollback)
-	obs.RollbackQueued = s.RollbackQueued
-	obs.UsersLoggedIn = countUserSessions(a.cfg.Root)
-	obs.Arch = runtime.GOARCH
-	if s.Booted != nil && s.Booted.Architecture() != "" {
-		obs.Arch = s.Booted.Architecture()
-	}
-	return obs, nil
-}
-
-func deployment(e *bootc.BootEntry) *Deployment {
-	if e == nil || e.Image == nil {
-		return nil
-	}
-	return &Deployment{ImageRef: e.Image.Image.Image, Digest: e.Image.ImageDigest, DownloadOnly: e.DownloadOnly, SoftRebootCapable: e.SoftRebootCapable}
-}
-
-// desired fetches the fleet repository and resolves this host's spec to a
-// pinned image, with the image policy (host trust plus the fleet's) that
-// applies to it.
-func (a *Agent) desired(ctx context.Context, j *Journal, arch string) (Desired, *hostspec.HostSpec, *policy.Verifier, error) {
-	poll, err := a.deps.Source.Poll(ctx, j.LastApplied)
-	if err != nil {
-		return Desired{}, nil, nil, &PassError{Reason: "git-" + gitsource.ErrorReason(err), Err: fmt.Errorf("fetch fleet repository: %w", err)}
-	}
-	if poll.Recovered != nil {
-		a.log.Warn("git cache was corrupt and has been cloned again", "err", poll.Recovered)
-	}
-	spec := a.cachedSpec
-	if a.cachedCommit != poll.Commit || spec == nil {
-		if spec, err = a.resolveCommit(ctx, poll); err != nil {
-			return Desired{}, nil, nil, err
-		}
-	}
-	// The fleet may not loosen the host's own trust: nothing of this
-	// commit is applied if it targets a reserved path.
-	if err := a.reserved.CheckFiles(spec.Etc); err != nil {
-		return Desired{}, nil, nil, &PassError{Reason: ReasonReservedPath, Err: fmt.Errorf("host %s at %s: %w", a.cfg.Host, short(poll.Commit), err)}
-	}
-	d := Desired{Commit: poll.Commit, Update: spec.Update}
-	if len(spec.Update.Windows) > 0 {
-		sched, err := parseWindows(spec.Update.Windows)
-		if err != nil {
-			return Desired{}, nil, nil, &PassError{Reason: ReasonInvalidRepo, Err: err}
-		}
-		d.Windows = sched
-	}
-	verifier, err := a.verifier(spec)
-	if err != nil {
-		return Desired{}, nil, nil, err
-	}
-	// The allow-lists are checked before any registry request.
-	if err := verifier.CheckAllowed(spec.Image.Ref); err != nil {
-		return Desired{}, nil, nil, &PassError{Reason: imageReason(err), Err: fmt.Errorf("image %s for host %s: %w", spec.Image.Ref, a.cfg.Host, err)}
-	}
-	var resolved *registry.Resolved
-	if spec.Image.Digest != "" {
-		resolved, err = a.deps.Registry.ResolvePinned(ctx, spec.Image.Ref, spec.Image.Digest)
-	} else {
-		resolved, err = a.deps.Registry.Resolve(ctx, spec.Image.Ref)
-	}
-	if err != nil {
-		return Desired{}, nil, nil, &PassError{Reason: imageReason(err), Err: fmt.Errorf("resolve image %s for host %s: %w", spec.Image.Ref, a.cfg.Host, err)}
-	}
-	d.ImageRef, d.Endpoint = resolved.Reference(), resolved.Endpoint
-	d.Digests = []string{resolved.Digest}
-	plat, err := a.platformDigest(ctx, d.ImageRef, resolved, arch)
-	if err != nil {
-		return Desired{}, nil, nil, &PassError{Reason: imageReason(err), Err: fmt.Errorf("platform of image %s for host %s: %w", d.ImageRef, a.cfg.Host, err)}
-	}
-	if plat != "" && plat != resolved.Digest {
-		d.Digests = append(d.Digests, plat)
-	}
-	return d, spec, verifier, nil
-}
-
-// platformDigest is the digest bootc will report for ref: the index entry
-// for this host's architecture, cached by content address.
-func (a *Agent) platformDigest(ctx context.Context, ref string, r *registry.Resolved, arch string) (string, error) {
-	if r.MediaType != "" && !r.IsIndex {
-		return r.Digest, nil
-	}
-	if d, ok := a.plats.get(r.Digest, arch); ok {
-		return d, nil
-	}
-	d, err := a.deps.Registry.PlatformDigest(ctx, ref, arch)
-	if err != nil {
-		return "", err
-	}
-	a.plats.put(r.Digest, arch, d)
-	return d, nil
-}
-
-// desiredFromPending rebuilds the desired state of a pending update from
-// the journal, for verification when the fleet repository is unreachable.
-func desiredFromPending(p *PendingReboot) Desired {
-	return Desired{Commit: p.Commit, ImageRef: p.ImageRef, Digests: p.Digests, Update: p.Update}
 }
 
 // rebooted reports whether the reboot p asked for has happened: the boot
@@ -608,14 +353,8 @@ var faultPoints = map[string]bool{
 	"before-verify": true, "after-verify": true,
 }
 
-// fault kills the process at the configured point, the way power loss
-// would: no deferred function runs.
-func (a *Agent) fault(point string) {
-	if a.cfg.FaultPoint == point {
-		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
-		select {} // the signal is delivered asynchronously
-	}
-}
+// fault marks a point at which BOOTSYNC_FAULT_POINT can kill the agent.
+func (a *Agent) fault(point string) { faultpoint.Reach(point) }
 
 func undeclaredWarning(host string) string {
 	return "host " + host + " has no file hosts/" + host + ".yaml in the fleet repository: it gets the fleet defaults and the groups that match its name (check host.name)"

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/bootsync/bootsync/apply/bootc"
-	etcoverlay "github.com/bootsync/bootsync/apply/etc"
+	"github.com/bootsync/bootsync/apply/etcoverlay"
 	"github.com/bootsync/bootsync/hostspec"
 	"github.com/bootsync/bootsync/policy/fleetlock"
 	"github.com/bootsync/bootsync/policy/health"
@@ -51,8 +51,8 @@ func (e *execution) run(ctx context.Context) error {
 			err = e.writeEtc(ctx)
 		case ActionVerify:
 			return e.verify(ctx)
-		case ActionReleaseLock:
-			err = e.releaseLock(ctx)
+		case ActionReleaseRebootSlot:
+			err = e.releaseRebootSlot(ctx)
 		case ActionCancelRollback, ActionRollback:
 			err = e.bootcStep(ctx, step, "rollback", func() error {
 				_, err := e.a.deps.Bootc.Rollback(ctx, bootc.RollbackOptions{})
@@ -60,10 +60,10 @@ func (e *execution) run(ctx context.Context) error {
 			})
 		case ActionSwitch:
 			err = e.bootcStep(ctx, step, "switch", func() error {
-				_, err := e.a.deps.Bootc.Switch(ctx, step.Ref, bootc.SwitchOptions{EnforceSigPolicy: e.a.cfg.RequireSignatures, Quiet: true})
+				_, err := e.a.deps.Bootc.Switch(ctx, step.Ref, bootc.SwitchOptions{EnforceSigPolicy: e.a.cfg.Trust.RequireSignatures, Quiet: true})
 				return err
 			})
-		case ActionLockStaged:
+		case ActionHoldStaged:
 			err = e.bootcStep(ctx, step, "lock-staged", func() error {
 				_, err := e.a.deps.Bootc.Upgrade(ctx, bootc.UpgradeOptions{DownloadOnly: true, Quiet: true})
 				if errors.Is(err, bootc.ErrUnsupported) {
@@ -71,14 +71,14 @@ func (e *execution) run(ctx context.Context) error {
 				}
 				return err
 			})
-		case ActionUnlockStaged:
+		case ActionReleaseStaged:
 			err = e.bootcStep(ctx, step, "unlock-staged", func() error {
 				_, err := e.a.deps.Bootc.Upgrade(ctx, bootc.UpgradeOptions{FromDownloaded: true, Quiet: true})
 				return err
 			})
-		case ActionAcquireLock:
+		case ActionAcquireRebootSlot:
 			var granted bool
-			granted, err = e.acquireLock(ctx)
+			granted, err = e.acquireRebootSlot(ctx)
 			if err == nil && !granted {
 				return nil // waiting for a slot; the plan state says why
 			}
@@ -160,9 +160,9 @@ func (e *execution) fleetlockClient() (*fleetlock.Client, error) {
 	return c, nil
 }
 
-// acquireLock takes a reboot slot. A refusal is not an error: the host
+// acquireRebootSlot takes a reboot slot. A refusal is not an error: the host
 // waits and asks again on a later pass.
-func (e *execution) acquireLock(ctx context.Context) (bool, error) {
+func (e *execution) acquireRebootSlot(ctx context.Context) (bool, error) {
 	c, err := e.fleetlockClient()
 	if err != nil {
 		return false, err
@@ -179,7 +179,7 @@ func (e *execution) acquireLock(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, &PassError{Reason: ReasonFleetLock, Err: fmt.Errorf("FleetLock pre-reboot: %w", err)}
 	}
-	e.j.LockHeld = true
+	e.j.FleetLockHeld = true
 	if err := e.save(); err != nil {
 		return false, err
 	}
@@ -187,7 +187,7 @@ func (e *execution) acquireLock(ctx context.Context) (bool, error) {
 	return true, nil
 }
 
-func (e *execution) releaseLock(ctx context.Context) error {
+func (e *execution) releaseRebootSlot(ctx context.Context) error {
 	c, err := e.fleetlockClient()
 	if err != nil {
 		return err
@@ -195,7 +195,7 @@ func (e *execution) releaseLock(ctx context.Context) error {
 	if err := c.SteadyState(ctx); err != nil {
 		return &PassError{Reason: ReasonFleetLock, Err: fmt.Errorf("FleetLock steady-state: %w", err)}
 	}
-	e.j.LockHeld = false
+	e.j.FleetLockHeld = false
 	return e.save()
 }
 
@@ -238,12 +238,20 @@ func (e *execution) reboot(ctx context.Context, step Step) error {
 }
 
 func (e *execution) rebootCommand(ctx context.Context) error {
-	argv := e.a.cfg.RebootCommand
-	out, err := exec.CommandContext(ctx, argv[0], argv[1:]...).CombinedOutput()
-	if err != nil {
-		return &PassError{Reason: ReasonReboot, Err: fmt.Errorf("reboot: %s: %w: %s", strings.Join(argv, " "), err, strings.TrimSpace(string(out)))}
+	if err := e.a.startReboot(ctx); err != nil {
+		return &PassError{Reason: ReasonReboot, Err: err}
 	}
 	return e.awaitShutdown(ctx)
+}
+
+// runRebootCommand starts the reboot with Config.RebootCommand.
+func (a *Agent) runRebootCommand(ctx context.Context) error {
+	argv := a.cfg.RebootCommand
+	out, err := exec.CommandContext(ctx, argv[0], argv[1:]...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("reboot: %s: %w: %s", strings.Join(argv, " "), err, strings.TrimSpace(string(out)))
+	}
+	return nil
 }
 
 // softAfterSwitch tells whether the image this pass just staged may be
@@ -319,8 +327,8 @@ func (e *execution) verify(ctx context.Context) error {
 		}
 		e.a.fault("after-verify")
 		e.res.Plan.State, e.res.Plan.Reason = StateConverged, "the new image passed its health checks"
-		if e.j.LockHeld {
-			return e.releaseLock(ctx)
+		if e.j.FleetLockHeld {
+			return e.releaseRebootSlot(ctx)
 		}
 		return nil
 	}

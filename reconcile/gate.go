@@ -2,35 +2,21 @@ package reconcile
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"path/filepath"
 	"slices"
-	"strings"
 
 	"github.com/bootsync/bootsync/hostspec"
 	"github.com/bootsync/bootsync/policy"
 	"github.com/bootsync/bootsync/policy/window"
-
-	"github.com/bootsync/bootsync/internal/boundedread"
 )
 
 // verifier is the image policy for one spec: the host's trust plus the
 // fleet repository's additions (which can only tighten it).
 func (a *Agent) verifier(spec *hostspec.HostSpec) (*policy.Verifier, error) {
-	opts := []policy.Option{
-		policy.WithAllowedRegistries(a.cfg.AllowedRegistries...),
-		policy.WithFleetPolicy(spec.Policy.Registries, spec.Policy.RequireSignatures),
-		policy.WithRequireSignatures(a.cfg.RequireSignatures),
-		policy.WithBundles(a.cfg.AcceptBundles),
-	}
-	if len(a.cfg.SigningKeys) > 0 {
-		opts = append(opts, policy.WithKeyFiles(a.cfg.SigningKeys...))
-	}
-	v, err := policy.NewVerifier(opts...)
+	v, err := a.cfg.Trust.Verifier(spec.Policy.Registries, spec.Policy.RequireSignatures)
 	if err != nil {
-		return nil, &PassError{Reason: "policy", Err: fmt.Errorf("image policy for host %s: %w", a.cfg.Host, err)}
+		return nil, &PassError{Reason: ReasonPolicy, Err: fmt.Errorf("image policy for host %s: %w", a.cfg.Host, err)}
 	}
 	return v, nil
 }
@@ -40,7 +26,7 @@ func (a *Agent) verifier(spec *hostspec.HostSpec) (*policy.Verifier, error) {
 func needsVerdict(p Plan) bool {
 	return slices.ContainsFunc(p.Steps, func(s Step) bool {
 		switch s.Action {
-		case ActionSwitch, ActionRollback, ActionUnlockStaged, ActionReboot:
+		case ActionSwitch, ActionRollback, ActionReleaseStaged, ActionReboot:
 			return true
 		}
 		return false
@@ -85,17 +71,9 @@ func recordVerdict(res *PassResult, v *policy.Verdict) {
 	}
 }
 
-// trustFingerprint changes whenever anything a verdict depends on changes:
-// the keys' content, the allow-lists and whether signatures are required.
+// trustFingerprint changes whenever anything a verdict depends on changes.
 func (a *Agent) trustFingerprint(spec *hostspec.HostSpec) string {
-	h := sha256.New()
-	for _, k := range a.cfg.SigningKeys {
-		data, _ := boundedread.ReadFile(k, boundedread.MaxLocalFile)
-		fmt.Fprintf(h, "key %s %x\n", filepath.Clean(k), sha256.Sum256(data))
-	}
-	fmt.Fprintf(h, "require %v %v bundles %v\n", a.cfg.RequireSignatures, spec.Policy.RequireSignatures, a.cfg.AcceptBundles)
-	fmt.Fprintf(h, "registries %s | %s\n", strings.Join(a.cfg.AllowedRegistries, ","), strings.Join(spec.Policy.Registries, ","))
-	return hex.EncodeToString(h.Sum(nil))[:16]
+	return a.cfg.Trust.Fingerprint(spec.Policy.Registries, spec.Policy.RequireSignatures)
 }
 
 // verdictCache remembers accepted images.

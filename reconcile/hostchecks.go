@@ -18,10 +18,10 @@ const (
 	// ReasonOtherUpdater: another updater (bootc-fetch-apply-updates.timer,
 	// Zincati, rpm-ostreed-automatic.timer) is enabled on the host and
 	// agent.allowOtherUpdaters is not set.
-	ReasonOtherUpdater = "other-updater"
+	ReasonOtherUpdater Reason = "other-updater"
 	// ReasonMachineID: the host file names another machine's machineID
 	// (a cloned disk, or a host file copied without updating it).
-	ReasonMachineID = "machine-id-mismatch"
+	ReasonMachineID Reason = "machine-id-mismatch"
 )
 
 // HostPolicy evaluates the host's own containers-policy.json, the policy
@@ -141,11 +141,11 @@ func (a *Agent) checkHostPolicy(ctx context.Context, ref string) (string, error)
 	return verdict, nil
 }
 
-func hostPolicyReason(err error) string {
+func hostPolicyReason(err error) Reason {
 	if errors.Is(err, policy.ErrHostPolicy) {
 		return policy.ReasonHostPolicy
 	}
-	return "host-policy-unavailable"
+	return ReasonHostPolicyUnavailable
 }
 
 func (a *Agent) hostPolicyFingerprint() string {

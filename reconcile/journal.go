@@ -37,8 +37,8 @@ type Journal struct {
 	// Pending is written right before a reboot into a new image. After the
 	// boot ID changes, the agent verifies that image or quarantines it.
 	Pending *PendingReboot `json:"pending,omitempty"`
-	// LockHeld says this host holds a FleetLock slot.
-	LockHeld bool `json:"lockHeld,omitempty"`
+	// FleetLockHeld says this host holds a FleetLock slot.
+	FleetLockHeld bool `json:"lockHeld,omitempty"`
 	// RebootRequested is set by `bootsync reboot` for update.reboot: manual.
 	RebootRequested bool `json:"rebootRequested,omitempty"`
 	// UsersDeferredSince is when a reboot was first deferred for logged-in
@@ -55,6 +55,8 @@ type Journal struct {
 	// FailedBoot is the boot ID of a boot whose verification failed:
 	// `bootsync check-boot` reports that boot as bad to greenboot.
 	FailedBoot string `json:"failedBoot,omitempty"`
+	// BootedFrom is the commit that asked for the booted image.
+	BootedFrom *BootedFrom `json:"bootedFrom,omitempty"`
 
 	// loaded is the file this journal was read from, so that fields a
 	// newer agent added survive this agent's rewrite.
@@ -69,25 +71,28 @@ type Intent struct {
 	Started time.Time `json:"started"`
 }
 
+// PendingKind says what a pending reboot is for.
+type PendingKind string
+
 // Kinds of pending reboots.
 const (
-	pendingUpdate       = "update"        // into a newly staged image
-	pendingRollback     = "rollback"      // into the rollback deployment (git revert)
-	pendingAutoRollback = "auto-rollback" // back after a failed verification
-	pendingEtc          = "etc"           // same image; an /etc change needs a reboot
+	pendingUpdate       PendingKind = "update"        // into a newly staged image
+	pendingRollback     PendingKind = "rollback"      // into the rollback deployment (git revert)
+	pendingAutoRollback PendingKind = "auto-rollback" // back after a failed verification
+	pendingEtc          PendingKind = "etc"           // same image; an /etc change needs a reboot
 )
 
 // PendingReboot is a reboot the agent asked for. It keeps what verifying
 // the new boot needs, so verification works even when the fleet repository
 // is unreachable afterwards.
 type PendingReboot struct {
-	Kind     string    `json:"kind"`
-	Digests  []string  `json:"digests"` // what bootc should report after the boot
-	ImageRef string    `json:"imageRef"`
-	Commit   string    `json:"commit"`
-	BootID   string    `json:"bootID"` // the boot ID before the reboot
-	Soft     bool      `json:"soft,omitempty"`
-	At       time.Time `json:"at"`
+	Kind     PendingKind `json:"kind"`
+	Digests  []string    `json:"digests"` // what bootc should report after the boot
+	ImageRef string      `json:"imageRef"`
+	Commit   string      `json:"commit"`
+	BootID   string      `json:"bootID"` // the boot ID before the reboot
+	Soft     bool        `json:"soft,omitempty"`
+	At       time.Time   `json:"at"`
 	// From is the digest booted before the reboot, to roll back to.
 	From string `json:"from,omitempty"`
 	// SeenAt is when the agent first saw the new boot: the grace period

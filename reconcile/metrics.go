@@ -22,6 +22,7 @@ type Metrics struct {
 	checkFailures *prometheus.CounterVec
 	state         *prometheus.GaugeVec
 	otherUpdaters *prometheus.GaugeVec
+	fleet         *fleetMetrics
 }
 
 // NewMetrics registers the agent's metrics in a new registry.
@@ -35,7 +36,7 @@ func NewMetrics() *Metrics {
 		booted: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "bootsync_booted_image_info",
 			Help: "The image bootc reports as booted (always 1).",
-		}, []string{"digest"}),
+		}, []string{"digest", "commit"}),
 		lastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "bootsync_last_success_timestamp_seconds",
 			Help: "When the last pass finished without error.",
@@ -76,17 +77,18 @@ func NewMetrics() *Metrics {
 	}
 	m.Registry.MustRegister(m.desired, m.booted, m.lastSuccess, m.passDuration, m.errors,
 		m.drift, m.rebootPending, m.quarantined, m.checkFailures, m.state, m.otherUpdaters)
+	m.fleet = newFleetMetrics(m.Registry)
 	return m
 }
 
 // observePass records the outcome of one pass.
-func (m *Metrics) observePass(st *Status, started time.Time, reason string) {
+func (m *Metrics) observePass(st *Status, started time.Time, reason Reason) {
 	if m == nil {
 		return
 	}
 	m.passDuration.Observe(time.Since(started).Seconds())
 	if reason != "" {
-		m.errors.WithLabelValues(reason).Inc()
+		m.errors.WithLabelValues(string(reason)).Inc()
 	} else {
 		m.lastSuccess.Set(float64(time.Now().Unix()))
 	}
@@ -96,7 +98,7 @@ func (m *Metrics) observePass(st *Status, started time.Time, reason string) {
 	}
 	if st.Booted != nil {
 		m.booted.Reset()
-		m.booted.WithLabelValues(st.Booted.Digest).Set(1)
+		m.booted.WithLabelValues(st.Booted.Digest, st.BootedCommit).Set(1)
 	}
 	m.drift.Set(float64(len(st.Drift)))
 	if st.RebootPending {
@@ -111,8 +113,9 @@ func (m *Metrics) observePass(st *Status, started time.Time, reason string) {
 	}
 	if st.LastPass != nil && st.LastPass.State != "" {
 		m.state.Reset()
-		m.state.WithLabelValues(st.LastPass.State).Set(1)
+		m.state.WithLabelValues(string(st.LastPass.State)).Set(1)
 	}
+	m.fleet.observe(st, reason, time.Now())
 }
 
 // checkFailed counts a failed health-check verdict.
@@ -124,18 +127,18 @@ func (m *Metrics) checkFailed(name string) {
 
 // passFailed records a pass that could not start: its duration and its
 // error, leaving the gauges of the last pass that ran as they are.
-func (m *Metrics) passFailed(reason string, started time.Time) {
+func (m *Metrics) passFailed(reason Reason, started time.Time) {
 	if m == nil {
 		return
 	}
 	m.passDuration.Observe(time.Since(started).Seconds())
-	m.errors.WithLabelValues(reason).Inc()
+	m.errors.WithLabelValues(string(reason)).Inc()
 }
 
 // countError counts an error outside a pass's own outcome (status.json
 // could not be written).
-func (m *Metrics) countError(reason string) {
+func (m *Metrics) countError(reason Reason) {
 	if m != nil {
-		m.errors.WithLabelValues(reason).Inc()
+		m.errors.WithLabelValues(string(reason)).Inc()
 	}
 }

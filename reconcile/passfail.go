@@ -7,29 +7,29 @@ import (
 	"time"
 )
 
-// lockNotice is how long a pass waits for the state lock before it says in
+// stateLockNotice is how long a pass waits for the state lock before it says in
 // the log that it is waiting (another `bootsync reconcile` or `bootsync
 // reboot` holds it).
-const lockNotice = 2 * time.Second
+const stateLockNotice = 2 * time.Second
 
-// defaultLockWait bounds the wait for the state lock: a holder that hangs
+// defaultStateLockWait bounds the wait for the state lock: a holder that hangs
 // must show up as an error, not as an agent that silently stops working.
-const defaultLockWait = 10 * time.Minute
+const defaultStateLockWait = 10 * time.Minute
 
 // lockState takes the state lock for a pass, saying so in the log when it
-// has to wait, and giving up after Config.LockWait.
-func (a *Agent) lockState(ctx context.Context) (func(), error) {
-	quick, cancel := context.WithTimeout(ctx, lockNotice)
-	unlock, err := LockState(quick, a.cfg.StateDir)
+// has to wait, and giving up after Config.StateLockWait.
+func (a *Agent) lockStateDir(ctx context.Context) (func(), error) {
+	quick, cancel := context.WithTimeout(ctx, stateLockNotice)
+	unlock, err := LockStateDir(quick, a.cfg.StateDir)
 	cancel()
 	if err == nil || ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
 		return unlock, err
 	}
 	a.log.Warn("waiting for the state lock: another bootsync pass is running on this host",
-		"lock", filepath.Join(a.cfg.StateDir, "agent.lock"), "max", a.cfg.LockWait)
-	wait, cancel := context.WithTimeout(ctx, a.cfg.LockWait)
+		"lock", filepath.Join(a.cfg.StateDir, "agent.lock"), "max", a.cfg.StateLockWait)
+	wait, cancel := context.WithTimeout(ctx, a.cfg.StateLockWait)
 	defer cancel()
-	return LockState(wait, a.cfg.StateDir)
+	return LockStateDir(wait, a.cfg.StateDir)
 }
 
 // recordFailure records a pass that could not start because the agent's
@@ -38,7 +38,7 @@ func (a *Agent) lockState(ctx context.Context) (func(), error) {
 // status.json, which is written without the state lock (a status write is
 // atomic on its own). If even that fails, the log and the metric say so.
 func (a *Agent) recordFailure(err error, started time.Time) {
-	reason := Reason(err)
+	reason := ReasonOf(err)
 	a.log.Error("pass failed", "reason", reason, "err", err)
 	a.deps.Metrics.passFailed(reason, started)
 	st, lerr := a.status.Load()

@@ -26,8 +26,8 @@ const (
 	// ActionVerify runs the health checks after a boot into a new image and
 	// commits the update or rolls it back.
 	ActionVerify Action = "verify"
-	// ActionReleaseLock tells the FleetLock server this host is steady.
-	ActionReleaseLock Action = "release-lock"
+	// ActionReleaseRebootSlot tells the FleetLock server this host is steady.
+	ActionReleaseRebootSlot Action = "release-lock"
 	// ActionCancelRollback reverts a queued `bootc rollback` that no longer
 	// leads to the desired image.
 	ActionCancelRollback Action = "cancel-rollback"
@@ -36,28 +36,32 @@ const (
 	// ActionRollback queues the rollback deployment, which is the desired
 	// image: `bootc rollback` (no download).
 	ActionRollback Action = "rollback"
-	// ActionLockStaged keeps a staged deployment from being applied by an
+	// ActionHoldStaged keeps a staged deployment from being applied by an
 	// unexpected reboot outside the reboot policy (`upgrade --download-only`).
-	ActionLockStaged Action = "lock-staged"
-	// ActionUnlockStaged lets the staged deployment apply on the next boot
+	ActionHoldStaged Action = "lock-staged"
+	// ActionReleaseStaged lets the staged deployment apply on the next boot
 	// (`upgrade --from-downloaded`).
-	ActionUnlockStaged Action = "unlock-staged"
-	// ActionAcquireLock takes a FleetLock reboot slot.
-	ActionAcquireLock Action = "acquire-lock"
+	ActionReleaseStaged Action = "unlock-staged"
+	// ActionAcquireRebootSlot takes a FleetLock reboot slot.
+	ActionAcquireRebootSlot Action = "acquire-lock"
 	// ActionReboot reboots into the staged or queued rollback deployment.
 	ActionReboot Action = "reboot"
 )
 
+// State is where a plan leaves the host, as status.json, `bootsync plan`
+// and the bootsync_state metric name it.
+type State string
+
 // Plan states.
 const (
-	StateConverged   = "converged"   // the host runs the desired image and /etc
-	StateUpdating    = "updating"    // steps will change the host now
-	StateWaiting     = "waiting"     // staged, waiting for the reboot policy
-	StateVerifying   = "verifying"   // booted into the new image, checks pending
-	StatePaused      = "paused"      // update.paused: only drift is reported
-	StateQuarantined = "quarantined" // the desired image failed before; held
-	StateUnmanaged   = "unmanaged"   // not a bootc host
-	StateRefused     = "refused"     // the image policy refused the desired image
+	StateConverged   State = "converged"   // the host runs the desired image and /etc
+	StateUpdating    State = "updating"    // steps will change the host now
+	StateWaiting     State = "waiting"     // staged, waiting for the reboot policy
+	StateVerifying   State = "verifying"   // booted into the new image, checks pending
+	StatePaused      State = "paused"      // update.paused: only drift is reported
+	StateQuarantined State = "quarantined" // the desired image failed before; held
+	StateUnmanaged   State = "unmanaged"   // not a bootc host
+	StateRefused     State = "refused"     // the image policy refused the desired image
 )
 
 // Deployment is one bootc deployment, reduced to what planning needs.
@@ -129,7 +133,7 @@ type Step struct {
 
 // Plan is what a pass will do and why.
 type Plan struct {
-	State  string `json:"state"`
+	State  State  `json:"state"`
 	Reason string `json:"reason"`
 	Steps  []Step `json:"steps"`
 }
@@ -159,37 +163,15 @@ func Decide(d Desired, o Observed) Plan {
 	// An automatic rollback after a failed verification was interrupted
 	// before its reboot: finish it, whatever the reboot policy says.
 	if pend := j.Pending; pend != nil && pend.Kind == pendingAutoRollback && !rebooted(pend, o) {
-		if !o.RollbackQueued {
-			p.add(Step{Action: ActionRollback, Digest: pend.Digests[0], Reason: "finish the automatic rollback"})
-		}
-		p.add(Step{Action: ActionReboot, Digest: pend.Digests[0], Reason: "finish the automatic rollback"})
-		p.State, p.Reason = StateQuarantined, "rolling back after a failed update"
+		p.finishAutoRollback(pend, o)
 		return p
 	}
 
 	// A reboot this agent asked for has happened (the boot ID changed).
 	if pend := j.Pending; pend != nil && pend.Kind != pendingAutoRollback && rebooted(pend, o) {
-		if slices.Contains(pend.Digests, o.Booted.Digest) {
-			if o.EtcChanges > 0 && !d.Update.Paused {
-				p.add(Step{Action: ActionWriteEtc, Reason: "re-apply /etc before checking health"})
-			}
-			p.add(Step{Action: ActionVerify, Digest: o.Booted.Digest, Reason: "booted into " + short(o.Booted.Digest) + "; run health checks"})
-			p.State, p.Reason = StateVerifying, "verifying the new image"
+		var verifying bool
+		if j, verifying = p.decideAfterReboot(d, o, j, pend); verifying {
 			return p
-		}
-		if updateLost(pend, o) && j.Restaged != pend.Digests[0] {
-			// The staged deployment never became a boot entry (power was
-			// lost before ostree finalized it at shutdown): the image was
-			// not tried, so it is not quarantined; it is staged once more.
-			p.add(Step{Action: ActionRestage, Digest: pend.Digests[0],
-				Reason: fmt.Sprintf("rebooted to apply %s, but the staged update was not applied (the shutdown did not finalize it); staging it once more", short(pend.Digests[0]))})
-			j = j.withoutPending()
-		} else {
-			// Rebooted, but not into the image: the boot fell back, or the
-			// update was lost a second time. Never reboot twice for the
-			// same failed change.
-			p.add(Step{Action: ActionQuarantine, Digest: pend.Digests[0], Reason: notBootedReason(pend, o)})
-			j = j.withQuarantine(pend.Digests[0])
 		}
 	}
 
@@ -204,43 +186,8 @@ func Decide(d Desired, o Observed) Plan {
 		p.add(Step{Action: ActionWriteEtc, Reason: fmt.Sprintf("%d /etc file(s) differ from the spec", o.EtcChanges)})
 	}
 
-	rebootStep := func(target *Deployment, why string) {
-		ok, wait := rebootAllowed(d, o, j)
-		if !ok {
-			p.State, p.Reason = StateWaiting, why+"; "+wait
-			return
-		}
-		if needsFleetLock(d.Update.Reboot) {
-			p.add(Step{Action: ActionAcquireLock, Reason: "take a FleetLock reboot slot"})
-		}
-		// Soft reboots go into a staged deployment only: bootc prepares
-		// one with `upgrade --apply --soft-reboot=auto`; a queued rollback
-		// reboots fully.
-		soft := d.Update.SoftReboot && o.Capabilities.SoftReboot && target != nil && target.SoftRebootCapable && target == o.Staged
-		p.add(Step{Action: ActionReboot, Digest: d.Digests[0], Soft: soft, Reason: why})
-		p.State, p.Reason = StateUpdating, why
-	}
-
 	if d.matches(o.Booted) {
-		if o.RollbackQueued {
-			// Someone queued a rollback away from the desired image.
-			p.add(Step{Action: ActionCancelRollback, Reason: "a queued rollback would leave the desired image"})
-		}
-		if j.LockHeld && j.Pending == nil {
-			p.add(Step{Action: ActionReleaseLock, Reason: "the host is steady on the desired image"})
-		}
-		p.State, p.Reason = StateConverged, "booted image is the desired image"
-		if q := j.quarantined(d.Digests); q != "" {
-			// Verification failed and no automatic rollback was possible.
-			p.State = StateQuarantined
-			p.Reason = fmt.Sprintf("running the desired image %s, which failed verification (%s) and could not be rolled back automatically", short(q), j.Quarantine[q].Reason)
-		}
-		if len(p.Steps) > 0 && p.Steps[0].Action == ActionWriteEtc && p.State == StateConverged {
-			p.State, p.Reason = StateUpdating, "booted image is the desired image; /etc needs changes"
-		}
-		if o.EtcRebootRequired && !o.RollbackQueued && o.Staged == nil {
-			rebootStep(nil, "an /etc change needs a reboot to take effect")
-		}
+		p.decideOnDesired(d, o, j)
 		return p
 	}
 
@@ -250,39 +197,124 @@ func Decide(d Desired, o Observed) Plan {
 		return p
 	}
 
+	p.decideMove(d, o, j)
+	if p.State == "" {
+		p.State = StateUpdating
+	}
+	return p
+}
+
+// finishAutoRollback plans the rest of an interrupted automatic rollback.
+func (p *Plan) finishAutoRollback(pend *PendingReboot, o Observed) {
+	if !o.RollbackQueued {
+		p.add(Step{Action: ActionRollback, Digest: pend.Digests[0], Reason: "finish the automatic rollback"})
+	}
+	p.add(Step{Action: ActionReboot, Digest: pend.Digests[0], Reason: "finish the automatic rollback"})
+	p.State, p.Reason = StateQuarantined, "rolling back after a failed update"
+}
+
+// decideAfterReboot plans what follows a reboot this agent asked for. It
+// reports verifying when the host booted into the image and the plan is
+// complete; otherwise it returns the journal as the rest of Decide should
+// see it (the pending change restaged or quarantined).
+func (p *Plan) decideAfterReboot(d Desired, o Observed, j *Journal, pend *PendingReboot) (_ *Journal, verifying bool) {
+	if slices.Contains(pend.Digests, o.Booted.Digest) {
+		if o.EtcChanges > 0 && !d.Update.Paused {
+			p.add(Step{Action: ActionWriteEtc, Reason: "re-apply /etc before checking health"})
+		}
+		p.add(Step{Action: ActionVerify, Digest: o.Booted.Digest, Reason: "booted into " + short(o.Booted.Digest) + "; run health checks"})
+		p.State, p.Reason = StateVerifying, "verifying the new image"
+		return j, true
+	}
+	if updateLost(pend, o) && j.Restaged != pend.Digests[0] {
+		// The staged deployment never became a boot entry (power was
+		// lost before ostree finalized it at shutdown): the image was
+		// not tried, so it is not quarantined; it is staged once more.
+		p.add(Step{Action: ActionRestage, Digest: pend.Digests[0],
+			Reason: fmt.Sprintf("rebooted to apply %s, but the staged update was not applied (the shutdown did not finalize it); staging it once more", short(pend.Digests[0]))})
+		return j.withoutPending(), false
+	}
+	// Rebooted, but not into the image: the boot fell back, or the
+	// update was lost a second time. Never reboot twice for the
+	// same failed change.
+	p.add(Step{Action: ActionQuarantine, Digest: pend.Digests[0], Reason: notBootedReason(pend, o)})
+	return j.withQuarantine(pend.Digests[0]), false
+}
+
+// decideOnDesired plans for a host already booted into the desired image.
+func (p *Plan) decideOnDesired(d Desired, o Observed, j *Journal) {
+	if o.RollbackQueued {
+		// Someone queued a rollback away from the desired image.
+		p.add(Step{Action: ActionCancelRollback, Reason: "a queued rollback would leave the desired image"})
+	}
+	if j.FleetLockHeld && j.Pending == nil {
+		p.add(Step{Action: ActionReleaseRebootSlot, Reason: "the host is steady on the desired image"})
+	}
+	p.State, p.Reason = StateConverged, "booted image is the desired image"
+	if q := j.quarantined(d.Digests); q != "" {
+		// Verification failed and no automatic rollback was possible.
+		p.State = StateQuarantined
+		p.Reason = fmt.Sprintf("running the desired image %s, which failed verification (%s) and could not be rolled back automatically", short(q), j.Quarantine[q].Reason)
+	}
+	if len(p.Steps) > 0 && p.Steps[0].Action == ActionWriteEtc && p.State == StateConverged {
+		p.State, p.Reason = StateUpdating, "booted image is the desired image; /etc needs changes"
+	}
+	if o.EtcRebootRequired && !o.RollbackQueued && o.Staged == nil {
+		p.addReboot(d, o, j, nil, "an /etc change needs a reboot to take effect")
+	}
+}
+
+// decideMove plans moving the host to the desired image: through a queued
+// or available rollback, a staged deployment, or a fresh switch.
+func (p *Plan) decideMove(d Desired, o Observed, j *Journal) {
 	switch {
 	case o.RollbackQueued && d.matches(o.Rollback):
-		rebootStep(o.Rollback, "rollback to "+short(o.Rollback.Digest)+" is queued")
+		p.addReboot(d, o, j, o.Rollback, "rollback to "+short(o.Rollback.Digest)+" is queued")
 	case d.matches(o.Staged):
 		if o.Staged.DownloadOnly {
 			if ok, _ := rebootAllowed(d, o, j); ok {
-				p.add(Step{Action: ActionUnlockStaged, Digest: o.Staged.Digest, Reason: "the reboot policy allows applying the staged image"})
+				p.add(Step{Action: ActionReleaseStaged, Digest: o.Staged.Digest, Reason: "the reboot policy allows applying the staged image"})
 			}
 		}
-		rebootStep(o.Staged, short(o.Staged.Digest)+" is staged")
+		p.addReboot(d, o, j, o.Staged, short(o.Staged.Digest)+" is staged")
 		if p.State == StateWaiting && !o.Staged.DownloadOnly && o.Capabilities.DownloadOnly {
-			p.add(Step{Action: ActionLockStaged, Digest: o.Staged.Digest, Reason: "keep an unplanned reboot from applying it"})
+			p.add(Step{Action: ActionHoldStaged, Digest: o.Staged.Digest, Reason: "keep an unplanned reboot from applying it"})
 		}
 	case d.matches(o.Rollback):
 		if o.RollbackQueued {
 			break // unreachable: handled above
 		}
 		p.add(Step{Action: ActionRollback, Digest: o.Rollback.Digest, Reason: "the desired image is the rollback deployment: no download"})
-		rebootStep(o.Rollback, "rollback to "+short(o.Rollback.Digest))
+		p.addReboot(d, o, j, o.Rollback, "rollback to "+short(o.Rollback.Digest))
 	default:
 		if o.RollbackQueued {
 			p.add(Step{Action: ActionCancelRollback, Reason: "the queued rollback is not the desired image"})
 		}
 		p.add(Step{Action: ActionSwitch, Ref: d.ImageRef, Digest: d.Digests[0], Reason: "stage the desired image"})
-		rebootStep(&Deployment{SoftRebootCapable: false}, "update to "+short(d.Digests[0]))
+		p.addReboot(d, o, j, &Deployment{SoftRebootCapable: false}, "update to "+short(d.Digests[0]))
 		if p.State == StateWaiting && o.Capabilities.DownloadOnly {
-			p.add(Step{Action: ActionLockStaged, Digest: d.Digests[0], Reason: "keep an unplanned reboot from applying it"})
+			p.add(Step{Action: ActionHoldStaged, Digest: d.Digests[0], Reason: "keep an unplanned reboot from applying it"})
 		}
 	}
-	if p.State == "" {
-		p.State = StateUpdating
+}
+
+// addReboot adds the reboot into target when the reboot policy allows it
+// now, and otherwise leaves the plan waiting with the policy's reason.
+func (p *Plan) addReboot(d Desired, o Observed, j *Journal, target *Deployment, why string) {
+	ok, wait := rebootAllowed(d, o, j)
+	if !ok {
+		p.State, p.Reason = StateWaiting, why+"; "+wait
+		return
 	}
-	return p
+	if needsFleetLock(d.Update.Reboot) {
+		p.add(Step{Action: ActionAcquireRebootSlot, Reason: "take a FleetLock reboot slot"})
+	}
+	// Soft reboots go into a staged deployment only: bootc prepares
+	// one with `upgrade --apply --soft-reboot=auto`; a queued rollback
+	// reboots fully.
+	soft := d.Update.SoftReboot && o.Capabilities.SoftReboot && target != nil && target.SoftRebootCapable && target == o.Staged
+	p.add(Step{Action: ActionReboot, Digest: d.Digests[0], Soft: soft, Reason: why})
+	p.State, p.Reason = StateUpdating, why
 }
 
 func (p *Plan) add(s Step) { p.Steps = append(p.Steps, s) }

@@ -65,7 +65,7 @@ func TestDecide(t *testing.T) {
 		name       string
 		desired    Desired
 		observed   Observed
-		wantState  string
+		wantState  State
 		wantSteps  string
 		wantReason string
 	}{
@@ -261,7 +261,7 @@ func TestDecide(t *testing.T) {
 		{
 			name:      "steady on the desired image while holding a lock: release it",
 			desired:   want(digA, hostspec.RebootFleetLock),
-			observed:  Observed{Booted: dep(digA), Journal: &Journal{LockHeld: true}},
+			observed:  Observed{Booted: dep(digA), Journal: &Journal{FleetLockHeld: true}},
 			wantState: StateConverged, wantSteps: "release-lock",
 		},
 		{

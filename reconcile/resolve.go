@@ -12,7 +12,7 @@ import (
 // ReasonRenderBudget is a commit that goes over one of the fleet
 // repository's limits (a template's steps or memory, a file's size): it is
 // refused like an invalid commit, and a later commit is tried as usual.
-const ReasonRenderBudget = "render-budget"
+const ReasonRenderBudget Reason = "render-budget"
 
 // resolveCommit loads the fleet repository at the polled commit and
 // resolves this host's spec, within the repository's limits. Rendering

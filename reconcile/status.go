@@ -22,10 +22,13 @@ type Status struct {
 	Booted   *Deployment    `json:"booted,omitempty"`
 	Staged   *Deployment    `json:"staged,omitempty"`
 	Rollback *Deployment    `json:"rollback,omitempty"`
+	// BootedCommit is the commit whose spec first asked for the booted
+	// image ("" when the agent did not see it asked for).
+	BootedCommit string `json:"bootedCommit,omitempty"`
 
 	RollbackQueued bool `json:"rollbackQueued"`
 	RebootPending  bool `json:"rebootPending"`
-	LockHeld       bool `json:"lockHeld"`
+	FleetLockHeld  bool `json:"lockHeld"`
 
 	LastPass    *PassStatus  `json:"lastPass,omitempty"`
 	LastSuccess time.Time    `json:"lastSuccess,omitzero"`
@@ -65,7 +68,7 @@ type PassStatus struct {
 	Started  time.Time `json:"started"`
 	Duration string    `json:"duration"`
 	Result   string    `json:"result"` // "ok" | "error"
-	State    string    `json:"state"`  // plan state (converged, waiting, ...)
+	State    State     `json:"state"`  // plan state (converged, waiting, ...)
 	Reason   string    `json:"reason"`
 	Steps    []Step    `json:"steps"`
 	DryRun   bool      `json:"dryRun,omitempty"`
@@ -73,7 +76,7 @@ type PassStatus struct {
 
 // ErrorStatus is the last error with its machine-readable reason.
 type ErrorStatus struct {
-	Reason  string    `json:"reason"`
+	Reason  Reason    `json:"reason"`
 	Message string    `json:"message"`
 	Time    time.Time `json:"time"`
 }

@@ -21,7 +21,7 @@ func mustResolve(t *testing.T, c *registry.Client, ref string) *registry.Resolve
 	return res
 }
 
-func wantReason(t *testing.T, err error, reason string, status int) *registry.Error {
+func wantReason(t *testing.T, err error, reason registry.Reason, status int) *registry.Error {
 	t.Helper()
 	var re *registry.Error
 	if !errors.As(err, &re) {
@@ -261,7 +261,7 @@ func TestResolveRateLimitBeyondMaxRetryAfterFailsAtOnce(t *testing.T) {
 func TestResolveClientErrorsAreNotRetried(t *testing.T) {
 	cases := []struct {
 		status int
-		reason string
+		reason registry.Reason
 	}{
 		{http.StatusUnauthorized, registry.ReasonUnauthorized},
 		{http.StatusForbidden, registry.ReasonForbidden},
@@ -269,7 +269,7 @@ func TestResolveClientErrorsAreNotRetried(t *testing.T) {
 		{http.StatusBadRequest, registry.ReasonRegistryError},
 	}
 	for _, tc := range cases {
-		t.Run(tc.reason, func(t *testing.T) {
+		t.Run(string(tc.reason), func(t *testing.T) {
 			tr := newTestRegistry(t)
 			tr.PushRandom("os/base", "stable")
 			fault, _ := failFirst(1000, tc.status, "")
@@ -356,7 +356,7 @@ func TestParseReferenceIsStrict(t *testing.T) {
 		"quay.io/Fedora/x:1", "quay.io/a/b@sha256:1234", "http://quay.io/a/b:1"}
 	for _, ref := range bad {
 		_, err := registry.ParseReference(ref)
-		if registry.Reason(err) != registry.ReasonInvalidReference {
+		if registry.ReasonOf(err) != registry.ReasonInvalidReference {
 			t.Errorf("ParseReference(%q) = %v, want an invalid-reference error", ref, err)
 		}
 	}

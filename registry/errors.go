@@ -10,24 +10,29 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
+	"github.com/bootsync/bootsync/reason"
 )
+
+// Reason is a word of bootsync's failure vocabulary (package reason).
+type Reason = reason.Reason
 
 // Reasons carried by *Error. They are stable strings: the agent records them
 // in its journal and metrics, and `bootsync image verify` prints them.
 const (
-	ReasonInvalidReference = "invalid-reference" // the reference does not parse strictly
-	ReasonUnauthorized     = "unauthorized"      // HTTP 401: missing or refused credentials
-	ReasonForbidden        = "forbidden"         // HTTP 403: credentials lack access
-	ReasonNotFound         = "not-found"         // HTTP 404: no such repository, tag or digest
-	ReasonRateLimited      = "rate-limited"      // HTTP 429 after the retries (or Retry-After too long)
-	ReasonUnavailable      = "unavailable"       // 5xx or no connection, after the retries
-	ReasonTimeout          = "timeout"           // the operation exceeded its deadline
-	ReasonCanceled         = "canceled"          // the caller's context was canceled
-	ReasonBadResponse      = "bad-response"      // the registry answered something unusable
-	ReasonUnsupported      = "unsupported"       // a manifest bootc cannot boot (e.g. schema 1)
-	ReasonNoPlatform       = "no-platform"       // an index without a manifest for the host's architecture
-	ReasonRegistryError    = "registry-error"    // any other HTTP status
-	ReasonAuthConfig       = "auth-config"       // a credential file exists but cannot be read
+	ReasonInvalidReference Reason = "invalid-reference" // the reference does not parse strictly
+	ReasonUnauthorized     Reason = "unauthorized"      // HTTP 401: missing or refused credentials
+	ReasonForbidden        Reason = "forbidden"         // HTTP 403: credentials lack access
+	ReasonNotFound         Reason = "not-found"         // HTTP 404: no such repository, tag or digest
+	ReasonRateLimited      Reason = "rate-limited"      // HTTP 429 after the retries (or Retry-After too long)
+	ReasonUnavailable      Reason = "unavailable"       // 5xx or no connection, after the retries
+	ReasonTimeout          Reason = "timeout"           // the operation exceeded its deadline
+	ReasonCanceled         Reason = "canceled"          // the caller's context was canceled
+	ReasonBadResponse      Reason = "bad-response"      // the registry answered something unusable
+	ReasonUnsupported      Reason = "unsupported"       // a manifest bootc cannot boot (e.g. schema 1)
+	ReasonNoPlatform       Reason = "no-platform"       // an index without a manifest for the host's architecture
+	ReasonRegistryError    Reason = "registry-error"    // any other HTTP status
+	ReasonAuthConfig       Reason = "auth-config"       // a credential file exists but cannot be read
 )
 
 // Error is a registry operation that failed. Op says what was being done
@@ -38,7 +43,7 @@ type Error struct {
 	Op         string
 	Ref        string
 	StatusCode int
-	Reason     string
+	Reason     Reason
 	Err        error
 	// hint is a sentence telling the user what to check.
 	hint string
@@ -52,7 +57,7 @@ func (e *Error) Error() string {
 		b.WriteString(e.Ref)
 	}
 	b.WriteString(": ")
-	b.WriteString(e.Reason)
+	b.WriteString(string(e.Reason))
 	if e.StatusCode != 0 {
 		fmt.Fprintf(&b, " (HTTP %d)", e.StatusCode)
 	}
@@ -70,9 +75,9 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
-// Reason returns the reason of the first *Error in err's chain, or "" when
-// err is nil or not a registry error.
-func Reason(err error) string {
+// ReasonOf returns the reason of the first *Error in err's chain, or ""
+// when err is nil or not a registry error.
+func ReasonOf(err error) Reason {
 	var re *Error
 	if errors.As(err, &re) {
 		return re.Reason
@@ -153,7 +158,7 @@ func isConnectionError(err error) bool {
 	return errors.As(err, &op)
 }
 
-func reasonForStatus(code int) string {
+func reasonForStatus(code int) Reason {
 	switch {
 	case code == http.StatusUnauthorized:
 		return ReasonUnauthorized

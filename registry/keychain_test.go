@@ -141,7 +141,7 @@ func TestMalformedAuthFileIsAnErrorNamingTheFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = c.Resolve(ctx(t), tr.Host+"/os/base:stable")
-	if registry.Reason(err) != registry.ReasonAuthConfig || !strings.Contains(err.Error(), path) {
+	if registry.ReasonOf(err) != registry.ReasonAuthConfig || !strings.Contains(err.Error(), path) {
 		t.Fatalf("error = %v, want reason %q naming %s", err, registry.ReasonAuthConfig, path)
 	}
 	if strings.Contains(err.Error(), "c2VjcmV0LXRva2Vu") {

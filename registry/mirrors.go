@@ -15,8 +15,8 @@ import (
 
 // Reasons of endpoint selection (registries.conf).
 const (
-	ReasonBlocked        = "blocked"         // registries.conf blocks the registry: no request was made
-	ReasonRegistriesConf = "registries-conf" // registries.conf (or a drop-in) cannot be read or parsed
+	ReasonBlocked        Reason = "blocked"         // registries.conf blocks the registry: no request was made
+	ReasonRegistriesConf Reason = "registries-conf" // registries.conf (or a drop-in) cannot be read or parsed
 )
 
 // WithRegistriesConf makes the client follow the host's
@@ -213,7 +213,7 @@ func endpointsFailed(op string, ref name.Reference, eps []endpoint, fails []*Err
 		if eps[i].mirror {
 			what = "mirror"
 		}
-		detail := f.Reason
+		detail := string(f.Reason)
 		if f.StatusCode != 0 {
 			detail += fmt.Sprintf(" (HTTP %d)", f.StatusCode)
 		}

@@ -109,7 +109,7 @@ func TestMirrorByDigestOnlyNeverResolvesTags(t *testing.T) {
 			c := newClient(t, registry.WithRegistriesConf(writeRegistriesConf(t, conf)), registry.WithInsecureRegistries(m.primary.Host))
 			primary := m.primary.Host + "/os/base"
 			_, err := c.Resolve(ctx(t), primary+":v1")
-			if registry.Reason(err) != registry.ReasonUnavailable {
+			if registry.ReasonOf(err) != registry.ReasonUnavailable {
 				t.Fatalf("resolve a tag: %v, want the primary's failure (unavailable)", err)
 			}
 			if !strings.Contains(err.Error(), "digest references only") || !strings.Contains(err.Error(), "primary "+primary) {
@@ -144,7 +144,7 @@ func TestBlockedRegistryIsNeverContacted(t *testing.T) {
 		"ping":       func() error { return c.Ping(ctx(t), ref+":v1") },
 	} {
 		err := call()
-		if registry.Reason(err) != registry.ReasonBlocked || !strings.Contains(err.Error(), "blocked in one of") {
+		if registry.ReasonOf(err) != registry.ReasonBlocked || !strings.Contains(err.Error(), "blocked in one of") {
 			t.Errorf("%s: %v, want reason blocked naming registries.conf", op, err)
 		}
 	}
@@ -194,7 +194,7 @@ func TestRegistriesConfDropInsAndEnvironment(t *testing.T) {
 	t.Run("no option: the reference's registry only", func(t *testing.T) {
 		t.Setenv("CONTAINERS_REGISTRIES_CONF", writeRegistriesConf(t, m.conf(""))+"/etc/containers/registries.conf")
 		c := newClient(t, registry.WithInsecureRegistries(m.primary.Host))
-		if _, err := c.Resolve(ctx(t), primary); registry.Reason(err) != registry.ReasonUnavailable {
+		if _, err := c.Resolve(ctx(t), primary); registry.ReasonOf(err) != registry.ReasonUnavailable {
 			t.Fatalf("without WithRegistriesConf the mirror must not be used: %v", err)
 		}
 	})
@@ -207,7 +207,7 @@ func TestBrokenRegistriesConfIsAnError(t *testing.T) {
 	root := writeRegistriesConf(t, "[[registry]]\nlocation = \n")
 	c := newClient(t, registry.WithRegistriesConf(root), registry.WithInsecureRegistries(tr.Host))
 	_, err := c.Resolve(ctx(t), tr.Host+"/os/base:v1")
-	if registry.Reason(err) != registry.ReasonRegistriesConf || !strings.Contains(err.Error(), "registries.conf") {
+	if registry.ReasonOf(err) != registry.ReasonRegistriesConf || !strings.Contains(err.Error(), "registries.conf") {
 		t.Fatalf("broken registries.conf: %v, want reason registries-conf naming the file", err)
 	}
 	if got := tr.Recorded(); len(got) != 0 {

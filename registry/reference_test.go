@@ -14,7 +14,7 @@ func TestParseReferenceRefusesTransports(t *testing.T) {
 	for _, ref := range []string{"docker://registry.example.com/os/base:1", "docker:registry.example.com/os/base:1",
 		"containers-storage:registry.example.com/os/base:1"} {
 		_, err := registry.ParseReference(ref)
-		if registry.Reason(err) != registry.ReasonInvalidReference {
+		if registry.ReasonOf(err) != registry.ReasonInvalidReference {
 			t.Errorf("ParseReference(%q) = %v, want an invalid-reference error", ref, err)
 		}
 	}

@@ -154,7 +154,7 @@ func (c *Client) SigstoreBundles(ctx context.Context, ref string) ([]SigstoreBun
 		}
 		return b, err
 	})
-	if Reason(err) == ReasonNotFound {
+	if ReasonOf(err) == ReasonNotFound {
 		return nil, nil
 	}
 	for i := range bundles {

@@ -80,7 +80,7 @@ func defaultBaseTransport(timeout time.Duration) *http.Transport {
 func newRetryingTransport(base http.RoundTripper, p RetryPolicy) http.RoundTripper {
 	c := &retryablehttp.Client{
 		HTTPClient: &http.Client{
-			Transport: base,
+			Transport: throttleObserver{base},
 			// Hand redirects up to go-containerregistry, which follows them
 			// with its own checks (it refuses redirects to private networks).
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },

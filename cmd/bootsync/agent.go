@@ -19,7 +19,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/bootsync/bootsync/apply/bootc"
-	etcoverlay "github.com/bootsync/bootsync/apply/etc"
+	"github.com/bootsync/bootsync/apply/etcoverlay"
 	"github.com/bootsync/bootsync/gitsource"
 	"github.com/bootsync/bootsync/internal/boundedread"
 	"github.com/bootsync/bootsync/policy/hostpolicy"
@@ -61,13 +61,9 @@ func buildAgent(cfg *Config, log *slog.Logger, metrics *reconcile.Metrics, allow
 	if cfg.Repo.URL == "" {
 		return nil, errors.New("config: repo.url is not set")
 	}
-	gitOpts, err := gitOptions(cfg, allowReset)
+	src, err := newFleetSource(cfg, allowReset)
 	if err != nil {
 		return nil, err
-	}
-	src, err := gitsource.New(cfg.Repo.URL, gitOpts...)
-	if err != nil {
-		return nil, fmt.Errorf("fleet repository: %w", err)
 	}
 	reg, hostPolicy, err := newImageAccess(cfg)
 	if err != nil {
@@ -95,10 +91,7 @@ func buildAgent(cfg *Config, log *slog.Logger, metrics *reconcile.Metrics, allow
 		StateDir:           cfg.StateDir,
 		Root:               cfg.Root,
 		RebootCommand:      cfg.Reboot.Command,
-		SigningKeys:        cfg.Trust.SigningKeys,
-		RequireSignatures:  cfg.Trust.RequireSignatures,
-		AllowedRegistries:  cfg.Trust.Registries,
-		AcceptBundles:      cfg.Trust.AcceptBundles,
+		Trust:              cfg.Trust.hostTrust(),
 		ReservedPaths:      cfg.namedFiles(),
 		AllowReserved:      cfg.Etc.AllowReserved,
 		AllowOtherUpdaters: cfg.Agent.AllowOtherUpdaters,
@@ -113,29 +106,19 @@ func buildAgent(cfg *Config, log *slog.Logger, metrics *reconcile.Metrics, allow
 
 // gitOptions are the fleet repository's options from the host config.
 func gitOptions(cfg *Config, allowReset string) ([]gitsource.Option, error) {
-	gitOpts := []gitsource.Option{
+	auth := cfg.Repo.Auth
+	gitOpts := append([]gitsource.Option{
 		gitsource.WithCacheDir(filepath.Join(cfg.StateDir, "git")),
 		gitsource.WithRef(cfg.Repo.Ref),
-		gitsource.WithNetworkTimeout(cfg.Network.Timeout),
-	}
+	}, gitsource.Access{
+		AllowHTTP:    cfg.Repo.AllowHTTP,
+		UsernameFile: auth.UsernameFile, PasswordFile: auth.PasswordFile,
+		SSHKeyFile: auth.SSHKeyFile, KnownHostsFile: auth.KnownHostsFile, InsecureIgnoreHostKey: auth.InsecureIgnoreHostKey,
+		CAFile:         auth.CAFile,
+		NetworkTimeout: cfg.Network.Timeout,
+	}.Options()...)
 	if cfg.Repo.Path != "" {
 		gitOpts = append(gitOpts, gitsource.WithSubPath(cfg.Repo.Path))
-	}
-	if cfg.Repo.AllowHTTP {
-		gitOpts = append(gitOpts, gitsource.WithAllowHTTP())
-	}
-	auth := cfg.Repo.Auth
-	if auth.PasswordFile != "" {
-		gitOpts = append(gitOpts, gitsource.WithBasicAuthFiles(auth.UsernameFile, auth.PasswordFile))
-	}
-	if auth.SSHKeyFile != "" {
-		gitOpts = append(gitOpts, gitsource.WithSSHKeyFile(auth.SSHKeyFile, auth.KnownHostsFile))
-	}
-	if auth.InsecureIgnoreHostKey {
-		gitOpts = append(gitOpts, gitsource.WithInsecureIgnoreHostKey())
-	}
-	if auth.CAFile != "" {
-		gitOpts = append(gitOpts, gitsource.WithCABundle(auth.CAFile))
 	}
 	if len(cfg.Trust.CommitKeys) > 0 {
 		keys := make([]string, 0, len(cfg.Trust.CommitKeys))

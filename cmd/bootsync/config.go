@@ -17,9 +17,10 @@ import (
 	"github.com/spf13/viper"
 	"gopkg.in/yaml.v3"
 
-	etcoverlay "github.com/bootsync/bootsync/apply/etc"
+	"github.com/bootsync/bootsync/apply/etcoverlay"
 	"github.com/bootsync/bootsync/internal/boundedread"
 	"github.com/bootsync/bootsync/internal/netdeadline"
+	"github.com/bootsync/bootsync/policy"
 )
 
 // Config files, lowest precedence first. The image ships the defaults; the
@@ -104,9 +105,18 @@ type TrustConfig struct {
 	RequireSignatures bool     `mapstructure:"requireSignatures" yaml:"requireSignatures"`
 	Registries        []string `mapstructure:"registries" yaml:"registries"`
 	CommitKeys        []string `mapstructure:"commitKeys" yaml:"commitKeys"`
+	// FleetKeys are the PEM public keys that may sign fleet artifacts
+	// (an oci:// repo.url); any one may sign.
+	FleetKeys []string `mapstructure:"fleetKeys" yaml:"fleetKeys"`
 	// AcceptBundles also accepts cosign v3 Sigstore bundles, which bootc
 	// itself cannot verify.
 	AcceptBundles bool `mapstructure:"acceptBundles" yaml:"acceptBundles"`
+}
+
+// hostTrust is the host's own image policy.
+func (t TrustConfig) hostTrust() policy.HostTrust {
+	return policy.HostTrust{SigningKeys: slices.Clone(t.SigningKeys), RequireSignatures: t.RequireSignatures,
+		AllowedRegistries: t.Registries, AcceptBundles: t.AcceptBundles}
 }
 
 // RegistryConfig tunes registry access.
@@ -149,6 +159,7 @@ func defaultConfig() map[string]any {
 		"trust.requireSignatures":         true,
 		"trust.registries":                []string{},
 		"trust.commitKeys":                []string{},
+		"trust.fleetKeys":                 []string{},
 		"trust.acceptBundles":             true,
 		"registry.insecure":               []string{},
 		"interval":                        "5m",
@@ -308,7 +319,7 @@ func (c *Config) validate() error {
 // fleet repository must not be able to rewrite them (reserved paths).
 func (c *Config) namedFiles() []string {
 	a := c.Repo.Auth
-	out := slices.Concat(c.files, c.Trust.SigningKeys, c.Trust.CommitKeys,
+	out := slices.Concat(c.files, c.Trust.SigningKeys, c.Trust.CommitKeys, c.Trust.FleetKeys,
 		[]string{a.UsernameFile, a.PasswordFile, a.SSHKeyFile, a.KnownHostsFile, a.CAFile, c.StateDir})
 	for i, f := range out {
 		out[i] = etcoverlay.HostPath(c.Root, f)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +21,9 @@ func newDiffCmd() *cobra.Command {
 		hostGlob string
 		output   string
 		exitCode bool
+		full     bool
+		status   string
+		sf       statusFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "diff --base REV [--head REV]",
@@ -28,6 +32,11 @@ func newDiffCmd() *cobra.Command {
 changed host, the image change, a unified diff of each /etc file added, changed or
 removed, and changed health checks and update settings, then a summary. --head
 defaults to the files on disk, so it works in a PR checkout before commit.
+
+Only the hosts the change can affect are rendered (a host file: its host; a group
+file: the hosts its old or new selector picks; another file: the hosts that read it);
+the report is the same as rendering every host, which --full does. Changes to
+fleet.yaml or bootsync.lock render every host.
 
 Exit status: 0 when nothing changes (or without --exit-code), 1 when something
 changes and --exit-code is given, 2 on trouble (as diff(1)).`,
@@ -50,38 +59,20 @@ changes and --exit-code is given, 2 on trouble (as diff(1)).`,
 				}
 				return &exitError{code: 2, err: err}
 			}
-			// Both revisions load at once: each is a full decode of the repo.
-			var (
-				b, h       *fleetRevision
-				berr, herr error
-				wg         sync.WaitGroup
-			)
-			wg.Go(func() { b, berr = rf.openRevision(ctx, base) })
-			wg.Go(func() { h, herr = rf.openRevision(ctx, head) })
-			wg.Wait()
-			if berr != nil {
-				return trouble(nameSide(cmd.ErrOrStderr(), "base", base, berr))
-			}
-			if herr != nil {
-				return trouble(nameSide(cmd.ErrOrStderr(), "head", head, herr))
-			}
-			rep, err := fleetdiff.Compare(ctx,
-				fleetdiff.Revision{Name: b.Name, Repo: b.Repo, FS: b.FS},
-				fleetdiff.Revision{Name: h.Name, Repo: h.Repo, FS: h.FS},
-				fleetdiff.Options{HostGlob: hostGlob})
+			rep, err := diffReport(ctx, cmd.ErrOrStderr(), &rf, base, head, full, fleetdiff.Options{HostGlob: hostGlob})
 			if err != nil {
 				return trouble(err)
 			}
-			out := cmd.OutOrStdout()
-			switch output {
-			case "json":
-				err = rep.WriteJSON(out)
-			case "markdown":
-				err = rep.WriteMarkdown(out)
-			default:
-				err = rep.WriteText(out)
+			if status != "" {
+				// The changed hosts are in the report; the head repository
+				// itself is not needed (and is not loaded whole).
+				live, err := sf.fetch(ctx, status, rf.budget.netTimeout, &fleetRevision{Name: rep.Head})
+				if err != nil {
+					return trouble(fmt.Errorf("--status-from: %w", err))
+				}
+				rep.Annotate(live.ForDiff(rep))
 			}
-			if err != nil {
+			if err := writeReport(cmd.OutOrStdout(), rep, output); err != nil {
 				return trouble(err)
 			}
 			if exitCode && rep.Changed() {
@@ -96,7 +87,73 @@ changes and --exit-code is given, 2 on trouble (as diff(1)).`,
 	cmd.Flags().StringVar(&hostGlob, "host", "", "only hosts whose names match this glob")
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text, markdown or json")
 	cmd.Flags().BoolVar(&exitCode, "exit-code", false, "exit 1 when any host changes")
+	cmd.Flags().BoolVar(&full, "full", false, "render every host at both revisions, not only those the change can affect")
+	cmd.Flags().StringVar(&status, "status-from", "", "Prometheus server that scrapes the agents: show what each changed host runs now")
+	sf.register(cmd)
 	return cmd
+}
+
+// writeReport prints rep in the --output format.
+func writeReport(out io.Writer, rep *fleetdiff.Report, output string) error {
+	switch output {
+	case "json":
+		return rep.WriteJSON(out)
+	case "markdown":
+		return rep.WriteMarkdown(out)
+	default:
+		return rep.WriteText(out)
+	}
+}
+
+// diffReport compares the revisions base and head: only the hosts the
+// change can affect, or every host when full is set or the change needs it.
+func diffReport(ctx context.Context, stderr io.Writer, rf *repoFlags, base, head string, full bool, opts fleetdiff.Options) (*fleetdiff.Report, error) {
+	// Both revisions open at once (a remote may need a fetch).
+	var (
+		bs, hs     fleetdiff.Side
+		berr, herr error
+		wg         sync.WaitGroup
+	)
+	wg.Go(func() { bs, berr = rf.revisionSide(ctx, base) })
+	wg.Go(func() { hs, herr = rf.revisionSide(ctx, head) })
+	wg.Wait()
+	if berr != nil {
+		return nil, nameSide(stderr, "base", base, berr)
+	}
+	if herr != nil {
+		return nil, nameSide(stderr, "head", head, herr)
+	}
+	if !full {
+		rep, err := fleetdiff.CompareChanged(ctx, bs, hs, opts)
+		if err == nil || !errors.Is(err, fleetdiff.ErrFullNeeded) {
+			return rep, err
+		}
+	}
+	return compareFull(ctx, stderr, bs, hs, base, head, opts)
+}
+
+// compareFull loads both revisions whole and renders every host: what
+// --full asks for, and what a change that cannot be attributed to some
+// hosts needs.
+func compareFull(ctx context.Context, stderr io.Writer, bs, hs fleetdiff.Side, base, head string, opts fleetdiff.Options) (*fleetdiff.Report, error) {
+	// Both revisions load at once: each is a full decode of the repo.
+	var (
+		b, h       *hostspec.Repo
+		berr, herr error
+		wg         sync.WaitGroup
+	)
+	wg.Go(func() { b, berr = bs.Load(ctx) })
+	wg.Go(func() { h, herr = hs.Load(ctx) })
+	wg.Wait()
+	if berr != nil {
+		return nil, nameSide(stderr, "base", base, berr)
+	}
+	if herr != nil {
+		return nil, nameSide(stderr, "head", head, herr)
+	}
+	return fleetdiff.Compare(ctx,
+		fleetdiff.Revision{Name: bs.Name, Repo: b, FS: bs.FS},
+		fleetdiff.Revision{Name: hs.Name, Repo: h, FS: hs.FS}, opts)
 }
 
 // nameSide says which revision a repository's problems are in before they

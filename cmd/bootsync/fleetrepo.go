@@ -15,6 +15,7 @@ import (
 
 	"github.com/bootsync/bootsync/gitsource"
 	"github.com/bootsync/bootsync/hostspec"
+	"github.com/bootsync/bootsync/ocisource"
 )
 
 // workingTree names the uncommitted files of a checkout in reports.
@@ -29,6 +30,7 @@ type repoFlags struct {
 	usernameFile string
 	passwordFile string
 	caFile       string
+	fleetKeys    []string // with oci://: the keys that sign fleet artifacts
 	budget       budgetFlags
 
 	mu     sync.Mutex
@@ -37,13 +39,14 @@ type repoFlags struct {
 
 func (f *repoFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
-	fl.StringVar(&f.repo, "repo", ".", "fleet repository: a directory inside a Git checkout, or a Git URL (https://, ssh://, file://)")
+	fl.StringVar(&f.repo, "repo", ".", "fleet repository: a directory inside a Git checkout, a Git URL (https://, ssh://, file://), or a published fleet artifact (oci://registry/repository:tag)")
 	fl.StringVar(&f.path, "path", "", "with a Git URL: the fleet's directory inside the repository")
 	fl.StringVar(&f.cacheDir, "cache-dir", "", "with a Git URL: where the clone is kept (default: the user cache directory)")
 	fl.BoolVar(&f.allowHTTP, "allow-http", false, "with a Git URL: allow plain http://")
 	fl.StringVar(&f.usernameFile, "git-username-file", "", "with a Git URL: file holding the user name")
 	fl.StringVar(&f.passwordFile, "git-password-file", "", "with a Git URL: file holding the password or token")
 	fl.StringVar(&f.caFile, "git-ca-file", "", "with a Git URL: extra CA certificates (PEM) for https")
+	fl.StringArrayVar(&f.fleetKeys, "fleet-key", nil, "with oci://: a public key (PEM) that may sign the fleet artifact, as trust.fleetKeys; repeatable, required")
 	f.budget.register(fl)
 }
 
@@ -72,16 +75,8 @@ func (f *repoFlags) remote(ctx context.Context) (*gitsource.Local, error) {
 		}
 		dir = filepath.Join(base, "bootsync", "repos")
 	}
-	opts := []gitsource.Option{gitsource.WithNetworkTimeout(f.budget.netTimeout)}
-	if f.allowHTTP {
-		opts = append(opts, gitsource.WithAllowHTTP())
-	}
-	if f.passwordFile != "" {
-		opts = append(opts, gitsource.WithBasicAuthFiles(f.usernameFile, f.passwordFile))
-	}
-	if f.caFile != "" {
-		opts = append(opts, gitsource.WithCABundle(f.caFile))
-	}
+	opts := gitsource.Access{AllowHTTP: f.allowHTTP, UsernameFile: f.usernameFile, PasswordFile: f.passwordFile,
+		CAFile: f.caFile, NetworkTimeout: f.budget.netTimeout}.Options()
 	local, err := gitsource.CloneForRead(ctx, f.repo, dir, opts...)
 	if err != nil {
 		return nil, err
@@ -101,26 +96,21 @@ type fleetRevision struct {
 // files on disk (the working tree), so a PR checkout can be checked before
 // it is committed.
 func (f *repoFlags) openRevision(ctx context.Context, rev string) (*fleetRevision, error) {
-	fsys, name, err := f.revisionFS(ctx, rev)
+	side, err := f.revisionSide(ctx, rev)
 	if err != nil {
 		return nil, err
 	}
-	ceilings, err := f.budget.ceilings()
+	repo, err := side.Load(ctx)
 	if err != nil {
 		return nil, err
 	}
-	opts := []hostspec.LoadOption{hostspec.WithLimitCeilings(ceilings)}
-	if name != workingTree {
-		opts = append(opts, hostspec.WithRevision(name))
-	}
-	repo, err := hostspec.Load(ctx, fsys, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("load fleet repository %s at %s: %w", gitsource.Redact(f.repo), name, err)
-	}
-	return &fleetRevision{Name: name, FS: fsys, Repo: repo}, nil
+	return &fleetRevision{Name: side.Name, FS: side.FS, Repo: repo}, nil
 }
 
 func (f *repoFlags) revisionFS(ctx context.Context, rev string) (fs.FS, string, error) {
+	if ocisource.IsURL(f.repo) {
+		return f.artifactRevision(ctx, rev)
+	}
 	if isGitURL(f.repo) {
 		local, err := f.remote(ctx)
 		if err != nil {
@@ -162,44 +152,11 @@ func (f *repoFlags) revisionFS(ctx context.Context, rev string) (fs.FS, string, 
 	if err != nil {
 		return nil, "", err
 	}
-	r, err := local.Revision(ctx, rev)
+	r, err := local.DirRevision(ctx, rev)
 	if err != nil {
 		return nil, "", err
 	}
-	sub, err := subPathInRepo(local, dir)
-	if err != nil {
-		return nil, "", err
-	}
-	if sub == "." {
-		return r.FS, r.Commit, nil
-	}
-	fsys, err := r.FS.Subtree(sub)
-	if err != nil {
-		return nil, "", fmt.Errorf("fleet repository %s at %s: %w", sub, rev, err)
-	}
-	return fsys, r.Commit, nil
-}
-
-// subPathInRepo is where dir sits inside the checkout, so `--repo
-// examples/fleet --rev HEAD~1` reads examples/fleet of that commit.
-func subPathInRepo(local *gitsource.Local, dir string) (string, error) {
-	wt, err := local.Repository().Worktree()
-	if err != nil {
-		return ".", nil // a bare repository has no working tree: the fleet is at its root
-	}
-	root, err := filepath.EvalSymlinks(wt.Filesystem.Root())
-	if err != nil {
-		return "", fmt.Errorf("resolve checkout root: %w", err)
-	}
-	real, err := filepath.EvalSymlinks(dir)
-	if err != nil {
-		return "", fmt.Errorf("resolve %s: %w", dir, err)
-	}
-	rel, err := filepath.Rel(root, real)
-	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
-		return "", fmt.Errorf("%s is not inside the Git checkout %s", dir, root)
-	}
-	return filepath.ToSlash(rel), nil
+	return r.FS, r.Commit, nil
 }
 
 // reportLoadError prints every problem of a broken fleet repository to

@@ -4,13 +4,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"slices"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
-	etcoverlay "github.com/bootsync/bootsync/apply/etc"
+	"github.com/bootsync/bootsync/apply/etcoverlay"
 	"github.com/bootsync/bootsync/hostspec/fleetdiff"
 	"github.com/bootsync/bootsync/reconcile"
 )
@@ -130,16 +129,7 @@ func printStatus(out io.Writer, st *reconcile.Status) error {
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(w, "host:\t%s (as of %s)\n", st.Host, st.Updated.Format("2006-01-02 15:04:05 MST"))
 	if d := st.Desired; d != nil {
-		fmt.Fprintf(w, "desired:\t%s\t(%s at %.12s)\n", d.Digest, d.Ref, d.Commit)
-		if d.ResolvedFrom != "" {
-			fmt.Fprintf(w, "resolved from:\t%s\n", d.ResolvedFrom)
-		}
-		if d.SignatureFrom != "" {
-			fmt.Fprintf(w, "signature from:\t%s\n", d.SignatureFrom)
-		}
-		if d.HostPolicy != "" {
-			fmt.Fprintf(w, "host policy:\t%s\n", strings.TrimPrefix(d.HostPolicy, "host policy: "))
-		}
+		printDesired(w, d)
 	}
 	for _, u := range st.OtherUpdaters {
 		fmt.Fprintf(w, "other updater:\t%s is enabled\n", u)
@@ -162,11 +152,11 @@ func printStatus(out io.Writer, st *reconcile.Status) error {
 		fmt.Fprintf(w, "\trollback is queued for the next boot\n")
 	}
 	fmt.Fprintf(w, "reboot pending:\t%v\n", st.RebootPending)
-	if st.LockHeld {
+	if st.FleetLockHeld {
 		fmt.Fprintf(w, "fleetlock:\tholding a reboot slot\n")
 	}
 	if p := st.LastPass; p != nil {
-		state := p.State + ": "
+		state := string(p.State) + ": "
 		if p.State == "" {
 			state = "" // the pass could not start
 		}
@@ -179,18 +169,7 @@ func printStatus(out io.Writer, st *reconcile.Status) error {
 		fmt.Fprintf(w, "last error:\t%s [%s] %s\n", e.Time.Format("2006-01-02 15:04:05"), e.Reason, e.Message)
 	}
 	if h := st.Health; h != nil {
-		verdict := "passed"
-		if !h.Passed {
-			verdict = "FAILED"
-		}
-		fmt.Fprintf(w, "health:\t%s for %.19s at %s\n", verdict, h.Digest, h.Time.Format("2006-01-02 15:04:05"))
-		for _, c := range h.Checks {
-			mark := "ok"
-			if !c.OK {
-				mark = "FAIL"
-			}
-			fmt.Fprintf(w, "\t%s %s (required %v, %d attempts) %s\n", mark, c.Name, c.Required, c.Attempts, firstLine(c.Output))
-		}
+		printHealth(w, h)
 	}
 	for _, q := range st.Quarantine {
 		fmt.Fprintf(w, "quarantined:\t%s: %s\n", q.Digest, q.Reason)
@@ -207,6 +186,34 @@ func printStatus(out io.Writer, st *reconcile.Status) error {
 		fmt.Fprintf(w, "warning:\t%s\n", warn)
 	}
 	return w.Flush()
+}
+
+func printDesired(w io.Writer, d *reconcile.DesiredStatus) {
+	fmt.Fprintf(w, "desired:\t%s\t(%s at %.12s)\n", d.Digest, d.Ref, d.Commit)
+	if d.ResolvedFrom != "" {
+		fmt.Fprintf(w, "resolved from:\t%s\n", d.ResolvedFrom)
+	}
+	if d.SignatureFrom != "" {
+		fmt.Fprintf(w, "signature from:\t%s\n", d.SignatureFrom)
+	}
+	if d.HostPolicy != "" {
+		fmt.Fprintf(w, "host policy:\t%s\n", strings.TrimPrefix(d.HostPolicy, "host policy: "))
+	}
+}
+
+func printHealth(w io.Writer, h *reconcile.HealthStatus) {
+	verdict := "passed"
+	if !h.Passed {
+		verdict = "FAILED"
+	}
+	fmt.Fprintf(w, "health:\t%s for %.19s at %s\n", verdict, h.Digest, h.Time.Format("2006-01-02 15:04:05"))
+	for _, c := range h.Checks {
+		mark := "ok"
+		if !c.OK {
+			mark = "FAIL"
+		}
+		fmt.Fprintf(w, "\t%s %s (required %v, %d attempts) %s\n", mark, c.Name, c.Required, c.Attempts, firstLine(c.Output))
+	}
 }
 
 func firstLine(s string) string {
@@ -232,28 +239,11 @@ When nothing is staged or queued, it says so and the go-ahead is dropped.`,
 			if err != nil {
 				return err
 			}
-			if err := editJournal(cmd, cfg, func(j *reconcile.Journal) error {
-				j.RebootRequested = true
-				return nil
-			}); err != nil {
-				return err
-			}
-			res, err := agent.Pass(cmd.Context(), reconcile.PassOptions{})
+			res, err := agent.RebootNow(cmd.Context())
 			if res != nil && res.Plan.State != "" {
 				printPlan(cmd.OutOrStdout(), res, false)
 			}
-			if res != nil && res.Rebooting {
-				return err // the host is going down
-			}
-			// Still here: nothing rebooted. The go-ahead was for now, not
-			// for whatever is staged next.
-			if cerr := editJournal(cmd, cfg, func(j *reconcile.Journal) error {
-				j.RebootRequested = false
-				return nil
-			}); cerr != nil && err == nil {
-				err = cerr
-			}
-			if err == nil {
+			if err == nil && (res == nil || !res.Rebooting) {
 				fmt.Fprintln(cmd.OutOrStdout(), "no reboot: nothing is staged or queued for this host")
 			}
 			return err
@@ -281,25 +271,10 @@ switch to them again. Give digests (or unique prefixes), or --all.`,
 			if err != nil {
 				return err
 			}
-			var removed []string
-			err = editJournal(cmd, cfg, func(j *reconcile.Journal) error {
-				for d := range j.Quarantine {
-					if all || slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(d, a) }) {
-						removed = append(removed, d)
-					}
-				}
-				if len(removed) == 0 {
-					return fmt.Errorf("no quarantined image matches %s", strings.Join(args, ", "))
-				}
-				for _, d := range removed {
-					delete(j.Quarantine, d)
-				}
-				return nil
-			})
+			removed, err := reconcile.Unquarantine(cmd.Context(), cfg.StateDir, all, args)
 			if err != nil {
 				return err
 			}
-			slices.Sort(removed)
 			for _, d := range removed {
 				fmt.Fprintf(cmd.OutOrStdout(), "unquarantined %s\n", d)
 			}
@@ -309,25 +284,6 @@ switch to them again. Give digests (or unique prefixes), or --all.`,
 	hf.register(cmd)
 	cmd.Flags().BoolVar(&all, "all", false, "remove every quarantined image")
 	return cmd
-}
-
-// editJournal changes the agent's journal under the state lock, so that a
-// running agent's pass neither sees half of it nor overwrites it.
-func editJournal(cmd *cobra.Command, cfg *Config, edit func(*reconcile.Journal) error) error {
-	unlock, err := reconcile.LockState(cmd.Context(), cfg.StateDir)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	store := reconcile.NewJournalStore(cfg.StateDir)
-	j, err := store.Load()
-	if err != nil {
-		return err
-	}
-	if err := edit(j); err != nil {
-		return err
-	}
-	return store.Save(j)
 }
 
 // changeDiff renders an /etc change as a unified diff when both sides are

@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/bootsync/bootsync/hostspec"
 	"github.com/bootsync/bootsync/internal/netdeadline"
 	"github.com/bootsync/bootsync/policy"
 	"github.com/bootsync/bootsync/policy/hostpolicy"
@@ -58,12 +59,12 @@ reached).`,
 			if err != nil {
 				return &exitError{code: 2, err: err}
 			}
-			opts := []policy.Option{
-				policy.WithKeyFiles(append(append([]string(nil), cfg.Trust.SigningKeys...), keys...)...),
-				policy.WithRequireSignatures(cfg.Trust.RequireSignatures || len(keys) > 0),
-				policy.WithAllowedRegistries(cfg.Trust.Registries...),
-				policy.WithBundles(!noBundles && cfg.Trust.AcceptBundles),
-			}
+			// --key adds trusted keys and makes signatures required.
+			trust := cfg.Trust.hostTrust()
+			trust.SigningKeys = append(trust.SigningKeys, keys...)
+			trust.RequireSignatures = trust.RequireSignatures || len(keys) > 0
+			trust.AcceptBundles = trust.AcceptBundles && !noBundles
+			var fleet hostspec.Policy
 			pinned := ""
 			if repoDir != "" {
 				rf := repoFlags{repo: repoDir, budget: budgetFlags{netTimeout: cfg.Network.Timeout}}
@@ -72,13 +73,13 @@ reached).`,
 					return &exitError{code: 2, err: err}
 				}
 				if f := r.Repo.Fleet(); f != nil {
-					opts = append(opts, policy.WithFleetPolicy(f.Policy.Registries, f.Policy.RequireSignatures))
+					fleet = f.Policy
 				}
 				if l := r.Repo.Lock(); l != nil && !registry.IsDigestReference(ref) {
 					pinned = l.Images[ref]
 				}
 			}
-			v, err := policy.NewVerifier(opts...)
+			v, err := trust.Verifier(fleet.Registries, fleet.RequireSignatures)
 			if err != nil {
 				return &exitError{code: 2, err: err}
 			}

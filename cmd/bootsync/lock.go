@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"path/filepath"
 
 	"github.com/google/renameio/v2"
@@ -71,26 +72,31 @@ and exits 1 when the lock is not up to date (for CI). Exit status 2 on trouble.`
 				fmt.Fprint(out, rep.String())
 				return nil
 			}
-			path := filepath.Join(rf.repo, hostspec.LockFile)
-			lock := &hostspec.Lock{Images: rep.Current}
-			if err := renameio.WriteFile(path, lock.Encode(), 0o644); err != nil {
-				return &exitError{code: 2, err: fmt.Errorf("write %s: %w", path, err)}
-			}
-			for _, c := range rep.Stale {
-				fmt.Fprintf(out, "updated: %s %s -> %s\n", c.Ref, c.Locked, c.Current)
-			}
-			for _, c := range rep.Missing {
-				fmt.Fprintf(out, "added:   %s %s\n", c.Ref, c.Current)
-			}
-			for _, ref := range rep.Extra {
-				fmt.Fprintf(out, "removed: %s\n", ref)
-			}
-			fmt.Fprintf(out, "wrote %s: %d image(s) pinned\n", path, len(rep.Current))
-			return nil
+			return writeLock(out, filepath.Join(rf.repo, hostspec.LockFile), rep)
 		},
 	}
 	rf.register(cmd)
 	cmd.Flags().BoolVar(&check, "check", false, "do not write; exit 1 when bootsync.lock is stale")
 	cmd.Flags().StringSliceVar(&insecure, "insecure-registry", nil, "registry host:port reached over plain HTTP (test registries only)")
 	return cmd
+}
+
+// writeLock writes the current pins of rep to path atomically and says
+// what changed.
+func writeLock(out io.Writer, path string, rep *registry.LockReport) error {
+	lock := &hostspec.Lock{Images: rep.Current}
+	if err := renameio.WriteFile(path, lock.Encode(), 0o644); err != nil {
+		return &exitError{code: 2, err: fmt.Errorf("write %s: %w", path, err)}
+	}
+	for _, c := range rep.Stale {
+		fmt.Fprintf(out, "updated: %s %s -> %s\n", c.Ref, c.Locked, c.Current)
+	}
+	for _, c := range rep.Missing {
+		fmt.Fprintf(out, "added:   %s %s\n", c.Ref, c.Current)
+	}
+	for _, ref := range rep.Extra {
+		fmt.Fprintf(out, "removed: %s\n", ref)
+	}
+	fmt.Fprintf(out, "wrote %s: %d image(s) pinned\n", path, len(rep.Current))
+	return nil
 }

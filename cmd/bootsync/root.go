@@ -24,6 +24,7 @@ repository; in CI, "bootsync diff" shows what a pull request changes on every ho
 		newRenderCmd(),
 		newDiffCmd(),
 		newLockCmd(),
+		newPublishCmd(),
 		newImageCmd(),
 		newAgentCmd(),
 		newReconcileCmd(),
@@ -32,6 +33,8 @@ repository; in CI, "bootsync diff" shows what a pull request changes on every ho
 		newRebootCmd(),
 		newUnquarantineCmd(),
 		newCheckBootCmd(),
+		newFleetCmd(),
+		newRolloutCmd(),
 	)
 	return root
 }

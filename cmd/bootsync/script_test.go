@@ -67,6 +67,7 @@ func TestScripts(t *testing.T) {
 			"registry":  cmdRegistry,
 			"pushimage": cmdPushImage,
 			"expandenv": cmdExpandEnv,
+			"genkey":    cmdGenKey,
 		},
 	})
 }

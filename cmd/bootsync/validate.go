@@ -6,7 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	etcoverlay "github.com/bootsync/bootsync/apply/etc"
+	"github.com/bootsync/bootsync/apply/etcoverlay"
 	"github.com/bootsync/bootsync/hostspec"
 )
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"html"
 	"io"
+	"strconv"
 	"strings"
 
 	"github.com/bootsync/bootsync/hostspec"
@@ -31,6 +32,9 @@ func (r *Report) WriteText(w io.Writer) error {
 	}
 	for _, h := range r.Hosts {
 		ew.printf("\n%s %s (%s)\n", statusMark(h.Status), h.Host, h.Status)
+		if now := r.statusLine(h.Host); now != "" {
+			ew.printf("  now: %s\n", now)
+		}
 		if g := groupLine(h); g != "" {
 			ew.printf("  groups: %s\n", g)
 		}
@@ -53,12 +57,25 @@ func (r *Report) WriteText(w io.Writer) error {
 	return ew.err
 }
 
-// markdownBudget keeps a PR comment under GitHub's 65,536-character limit
-// with room for the summary; hosts beyond it are listed without diffs.
-const markdownBudget = 60000
+// MaxMarkdown is the longest comment GitHub accepts (65,536 characters;
+// counted here in bytes, which are never fewer).
+const MaxMarkdown = 65536
 
-// WriteMarkdown writes the report as a pull-request comment: a summary table
-// first, then one collapsible section per changed host.
+// Budgets of the PR comment, in bytes: the live-status section, the change
+// table, and everything before the closing note. What does not fit is
+// counted in the note, which points at -o json for the full detail.
+const (
+	statusBudget   = 12000
+	tableBudget    = 40000
+	markdownBudget = 62000
+	namesPerRow    = 10 // host names listed per row before "… N more"
+	groupsListed   = 20 // changed groups named in "Changed in the repo"
+)
+
+// WriteMarkdown writes the report as a pull-request comment that always fits
+// GitHub's limit: a summary, one table row per distinct change (hosts with an
+// identical change share it: "1,000 hosts: `h000007`, `h000017`, … 990
+// more"), then one collapsible section per distinct change while they fit.
 func (r *Report) WriteMarkdown(w io.Writer) error {
 	var b strings.Builder
 	s := r.Summary
@@ -70,40 +87,159 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	}
 	b.WriteString("| hosts | changed | unchanged | added | removed |\n|---:|---:|---:|---:|---:|\n")
 	fmt.Fprintf(&b, "| %d | %d | %d | %d | %d |\n\n", s.Total, s.Changed, s.Unchanged, s.Added, s.Removed)
-	if line := r.repoChanges(); line != "" {
+	if line := r.repoChangesListed(groupsListed); line != "" {
 		fmt.Fprintf(&b, "Changed in the repo: %s\n\n", line)
 	}
-	b.WriteString("| host | status | image | /etc files | other |\n|---|---|---|---|---|\n")
-	for _, h := range r.Hosts {
-		img := "—"
-		if h.Image != nil {
-			img = mdEscape(imageLine(h.Image))
-		}
-		other := "—"
-		if len(h.Settings) > 0 {
-			fields := make([]string, len(h.Settings))
-			for i, c := range h.Settings {
-				fields[i] = cellCode(c.Field)
+	b.WriteString(truncateLines(r.statusMarkdown(), statusBudget, "- … more in `bootsync diff --status-from … -o json`\n\n"))
+	groups := groupChanges(r.Hosts)
+	var cut elided
+	b.WriteString("| hosts | status | image | /etc files | other |\n|---|---|---|---|---|\n")
+	tableEnd := b.Len() + tableBudget
+	for i, g := range groups {
+		row := g.row()
+		if b.Len()+len(row) > tableEnd {
+			for _, rest := range groups[i:] {
+				cut.rows++
+				cut.rowHosts += len(rest.hosts)
 			}
-			other = strings.Join(fields, ", ")
+			fmt.Fprintf(&b, "| … | %s more distinct changes on %s hosts: see `-o json` | | | |\n", thousands(cut.rows), thousands(cut.rowHosts))
+			break
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", cellCode(h.Host), h.Status, img, fileCounts(h.Files), other)
+		if len(g.hosts) > namesPerRow {
+			cut.names = true
+		}
+		b.WriteString(row)
 	}
 	b.WriteString("\n")
-	omitted := 0
-	for _, h := range r.Hosts {
-		section := hostSection(h)
-		if b.Len()+len(section) > markdownBudget {
-			omitted++
-			continue
+	for _, g := range groups {
+		for _, v := range g.variants {
+			section := variantSection(v)
+			if b.Len()+len(section) > markdownBudget {
+				cut.sections++
+				continue
+			}
+			b.WriteString(section)
 		}
-		b.WriteString(section)
 	}
-	if omitted > 0 {
-		fmt.Fprintf(&b, "\n_%d more changed hosts are listed in the table but not expanded (comment size limit); run `bootsync diff` locally for everything._\n", omitted)
-	}
+	b.WriteString(cut.note(r))
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// elided counts what the comment leaves out.
+type elided struct {
+	names          bool // some rows name only their first hosts
+	rows, rowHosts int  // distinct changes (and their hosts) past the table's budget
+	sections       int  // changes in the table whose diff is not expanded
+}
+
+func (e elided) note(r *Report) string {
+	if !e.names && e.rows == 0 && e.sections == 0 {
+		return ""
+	}
+	var parts []string
+	if e.names {
+		parts = append(parts, "Hosts with an identical change share one row.")
+	}
+	if e.rows > 0 {
+		parts = append(parts, fmt.Sprintf("%s more distinct changes on %s hosts are not listed.", thousands(e.rows), thousands(e.rowHosts)))
+	}
+	if e.sections > 0 {
+		parts = append(parts, fmt.Sprintf("%s changes are listed in the table but not expanded (comment size limit).", thousands(e.sections)))
+	}
+	return fmt.Sprintf("\n_%s Every host's full change is in the JSON report: `bootsync diff -o json` on the same revisions (%s → %s)._\n",
+		strings.Join(parts, " "), codeSpan(shortRev(r.Base)), codeSpan(shortRev(r.Head)))
+}
+
+func (g *changeGroup) row() string {
+	h := g.change
+	img := "—"
+	if h.Image != nil {
+		img = mdEscape(imageLine(h.Image))
+	}
+	other := "—"
+	if len(h.Settings) > 0 {
+		fields := make([]string, len(h.Settings))
+		for i, c := range h.Settings {
+			fields[i] = cellCode(c.Field)
+		}
+		other = strings.Join(fields, ", ")
+	}
+	return fmt.Sprintf("| %s | %s | %s | %s | %s |\n", hostsCell(g.hosts), h.Status, img, filesCell(h.Files), other)
+}
+
+// hostsCell names a row's hosts: "`web-01`", or "**1,000 hosts**:
+// `h000007`, `h000017`, … 990 more".
+func hostsCell(hosts []string) string {
+	if len(hosts) == 1 {
+		return cellCode(hosts[0])
+	}
+	shown := hosts[:min(len(hosts), namesPerRow)]
+	names := make([]string, len(shown))
+	for i, n := range shown {
+		names[i] = cellCode(n)
+	}
+	more := ""
+	if len(hosts) > len(shown) {
+		more = fmt.Sprintf(", … %s more", thousands(len(hosts)-len(shown)))
+	}
+	return fmt.Sprintf("**%s hosts**: %s%s", thousands(len(hosts)), strings.Join(names, ", "), more)
+}
+
+// filesCell lists a change's /etc paths (the first few, then a count).
+func filesCell(fs []FileChange) string {
+	if len(fs) == 0 {
+		return "—"
+	}
+	const listed = 5
+	var parts []string
+	for _, f := range fs[:min(len(fs), listed)] {
+		parts = append(parts, cellCode(f.Path)+" "+f.Status)
+	}
+	if len(fs) > listed {
+		parts = append(parts, fmt.Sprintf("… %s more (%s)", thousands(len(fs)-listed), fileCounts(fs)))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// variantSection is the expanded detail of one distinct change.
+func variantSection(v *variant) string {
+	h := v.change
+	title := "<b>" + html.EscapeString(h.Host) + "</b>"
+	if len(v.hosts) > 1 {
+		shown := v.hosts[:min(len(v.hosts), namesPerRow)]
+		names := make([]string, len(shown))
+		for i, n := range shown {
+			names[i] = html.EscapeString(n)
+		}
+		more := ""
+		if len(v.hosts) > len(shown) {
+			more = fmt.Sprintf(", … %s more", thousands(len(v.hosts)-len(shown)))
+		}
+		title = fmt.Sprintf("<b>%s hosts</b>: %s%s", thousands(len(v.hosts)), strings.Join(names, ", "), more)
+	}
+	body := hostSection(h)
+	_, rest, _ := strings.Cut(body, "</summary>")
+	return fmt.Sprintf("<details><summary>%s (%s)</summary>%s", title, h.Status, rest)
+}
+
+// thousands writes n with thousands separators: 10,000.
+func thousands(n int) string {
+	s := strconv.Itoa(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}
+
+// truncateLines keeps s within limit bytes, cutting at a line and ending
+// with tail.
+func truncateLines(s string, limit int, tail string) string {
+	if len(s) <= limit {
+		return s
+	}
+	cut := strings.LastIndexByte(s[:limit-len(tail)], '\n')
+	return s[:cut+1] + tail
 }
 
 func hostSection(h HostChange) string {
@@ -137,7 +273,10 @@ func hostSection(h HostChange) string {
 	return b.String()
 }
 
-func (r *Report) repoChanges() string {
+func (r *Report) repoChanges() string { return r.repoChangesListed(len(r.Summary.Groups)) }
+
+// repoChangesListed names at most n changed groups.
+func (r *Report) repoChangesListed(n int) string {
 	var parts []string
 	if r.Summary.FleetChanged {
 		parts = append(parts, hostspec.FleetFile)
@@ -145,7 +284,11 @@ func (r *Report) repoChanges() string {
 	if r.Summary.LockChanged {
 		parts = append(parts, hostspec.LockFile)
 	}
-	for _, g := range r.Summary.Groups {
+	for i, g := range r.Summary.Groups {
+		if i == n {
+			parts = append(parts, fmt.Sprintf("… %s more groups", thousands(len(r.Summary.Groups)-n)))
+			break
+		}
 		parts = append(parts, fmt.Sprintf("group %s (%s)", g.Name, g.Status))
 	}
 	return strings.Join(parts, ", ")

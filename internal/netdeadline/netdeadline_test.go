@@ -83,13 +83,15 @@ func TestSilentServerTimesOutInEachPhase(t *testing.T) {
 }
 
 func TestProgressIsNotCutOff(t *testing.T) {
-	const timeout = 500 * time.Millisecond
+	// Eight pauses of a quarter of the timeout: twice the timeout in all,
+	// and each pause far enough under it that a loaded machine's late
+	// wake-ups do not make it one.
+	const timeout = time.Second
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// Four pauses of half the timeout: twice the timeout in all.
-		for range 4 {
-			_, _ = io.WriteString(w, strings.Repeat("x", 10))
+		for range 8 {
+			_, _ = io.WriteString(w, strings.Repeat("x", 5))
 			w.(http.Flusher).Flush()
-			time.Sleep(timeout / 2)
+			time.Sleep(timeout / 4)
 		}
 	})}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -108,17 +108,6 @@ func WithTimeout(d time.Duration) Option {
 	}
 }
 
-// WithUserAgent sets the User-Agent header (default "bootsync").
-func WithUserAgent(ua string) Option {
-	return func(o *options) error {
-		if ua == "" {
-			return errors.New("user agent is empty")
-		}
-		o.userAgent = ua
-		return nil
-	}
-}
-
 // Client talks to one FleetLock server as one host.
 type Client struct {
 	preReboot   string // endpoint URLs

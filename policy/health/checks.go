@@ -68,32 +68,8 @@ func FromSpec(hc hostspec.HealthCheck) (Check, error) {
 	if hc.Expect != "" && c.Kind != KindHTTP {
 		return fail("expect is only valid for http checks")
 	}
-	switch c.Kind {
-	case KindSystemd:
-		if strings.HasPrefix(c.unit, "-") || strings.ContainsAny(c.unit, " \t\n/") {
-			return fail("systemd unit %q is not a unit name", c.unit)
-		}
-	case KindHTTP:
-		u, err := url.Parse(c.url)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return fail("http %q is not an http:// or https:// URL", c.url)
-		}
-		if u.User != nil {
-			// Never echo credentials into reports and logs.
-			c.Target = u.Redacted()
-		}
-	case KindTCP:
-		host, port, err := net.SplitHostPort(c.addr)
-		if err != nil || host == "" {
-			return fail("tcp %q is not a host:port address", c.addr)
-		}
-		if p, err := strconv.ParseUint(port, 10, 16); err != nil || p == 0 {
-			return fail("tcp %q has no valid port", c.addr)
-		}
-	case KindCommand:
-		if c.argv[0] == "" {
-			return fail("command has an empty program name")
-		}
+	if msg := c.checkTarget(); msg != "" {
+		return fail("%s", msg)
 	}
 	if c.Timeout < 0 || c.Interval < 0 {
 		return fail("timeout and interval must not be negative")
@@ -108,6 +84,39 @@ func FromSpec(hc hostspec.HealthCheck) (Check, error) {
 		return fail("retries %d must not be negative", c.Retries)
 	}
 	return c, nil
+}
+
+// checkTarget says what is wrong with the check's target for its kind ("" when
+// nothing is), and redacts credentials from an http target.
+func (c *Check) checkTarget() string {
+	switch c.Kind {
+	case KindSystemd:
+		if strings.HasPrefix(c.unit, "-") || strings.ContainsAny(c.unit, " \t\n/") {
+			return fmt.Sprintf("systemd unit %q is not a unit name", c.unit)
+		}
+	case KindHTTP:
+		u, err := url.Parse(c.url)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Sprintf("http %q is not an http:// or https:// URL", c.url)
+		}
+		if u.User != nil {
+			// Never echo credentials into reports and logs.
+			c.Target = u.Redacted()
+		}
+	case KindTCP:
+		host, port, err := net.SplitHostPort(c.addr)
+		if err != nil || host == "" {
+			return fmt.Sprintf("tcp %q is not a host:port address", c.addr)
+		}
+		if p, err := strconv.ParseUint(port, 10, 16); err != nil || p == 0 {
+			return fmt.Sprintf("tcp %q has no valid port", c.addr)
+		}
+	case KindCommand:
+		if c.argv[0] == "" {
+			return "command has an empty program name"
+		}
+	}
+	return ""
 }
 
 // FromSpecs converts every check of a HostSpec, reporting all invalid ones.

@@ -185,7 +185,7 @@ func TestUntrustedImagesAreRefusedAndTheHostIsUntouched(t *testing.T) {
 			t.Fatalf("%s: pass accepted the image: %s", tc.reason, r)
 		}
 		st := h.Status()
-		if st.LastError == nil || st.LastError.Reason != tc.reason {
+		if st.LastError == nil || string(st.LastError.Reason) != tc.reason {
 			t.Fatalf("%s: last error %+v, want reason %q", tc.reason, st.LastError, tc.reason)
 		}
 		if got := verbs(h.Calls()[before:]); len(got) != 0 {
@@ -271,7 +271,7 @@ func TestRegistryDownChangesNothing(t *testing.T) {
 	if r.Exit == 0 {
 		t.Fatalf("pass succeeded with the registry down: %s", r)
 	}
-	if st := h.Status(); st.LastError == nil || !strings.HasPrefix(st.LastError.Reason, "registry-") {
+	if st := h.Status(); st.LastError == nil || !strings.HasPrefix(string(st.LastError.Reason), "registry-") {
 		t.Fatalf("last error = %+v, want a registry reason", st.LastError)
 	}
 	if h.Booted() != digestOf(v1) || len(verbs(h.Calls())) != 0 {

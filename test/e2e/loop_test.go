@@ -83,7 +83,7 @@ func TestAgentLoopSignalsAndMetrics(t *testing.T) {
 	for _, want := range []string{
 		`bootsync_desired_image_info{commit=`,
 		`digest="` + digestOf(v1) + `"`,
-		`bootsync_booted_image_info{digest="` + digestOf(v1) + `"} 1`,
+		`",digest="` + digestOf(v1) + `"} 1`,
 		"bootsync_last_success_timestamp_seconds ",
 		"bootsync_pass_duration_seconds_count 2",
 		"bootsync_reboot_pending 0",

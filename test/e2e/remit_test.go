@@ -77,7 +77,7 @@ func TestFleetCannotLoosenHostTrust(t *testing.T) {
 			t.Fatalf("%s: the pass was accepted: %s", c.msg, r)
 		}
 		st := h.Status()
-		if st.LastError == nil || st.LastError.Reason != c.reason {
+		if st.LastError == nil || string(st.LastError.Reason) != c.reason {
 			t.Fatalf("%s: last error %+v, want reason %s", c.msg, st.LastError, c.reason)
 		}
 		if c.reason == "reserved-path" && !strings.Contains(st.LastError.Message, "/etc/bootsync/config.yaml (fleet.yaml:") {
@@ -247,7 +247,7 @@ func TestAgentWithUnreadableStateSaysSoAndKeepsRunning(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	unlock, err := reconcile.LockState(t.Context(), h.StateDir)
+	unlock, err := reconcile.LockStateDir(t.Context(), h.StateDir)
 	if err != nil {
 		t.Fatal(err)
 	}

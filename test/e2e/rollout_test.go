@@ -125,7 +125,7 @@ func TestFleetLockSlotTakenAndReleased(t *testing.T) {
 	if len(ops) < 2 || ops[0] != "pre-reboot" || ops[len(ops)-1] != "steady-state" {
 		t.Fatalf("FleetLock history %q: want pre-reboot then steady-state", ops)
 	}
-	if n := len(lock.Holders("web")); n != 0 || h.Journal().LockHeld {
+	if n := len(lock.Holders("web")); n != 0 || h.Journal().FleetLockHeld {
 		t.Fatalf("after a verified update the slot is still held (%d holders)", n)
 	}
 }
@@ -172,7 +172,7 @@ func TestFleetLockTenHostsTwoSlots(t *testing.T) {
 				}
 				switch st.LastPass.State {
 				case "converged":
-					if !j.LockHeld {
+					if !j.FleetLockHeld {
 						return
 					}
 				case "quarantined":
@@ -191,12 +191,12 @@ func TestFleetLockTenHostsTwoSlots(t *testing.T) {
 		if h.Booted() != digestOf(v2) {
 			t.Errorf("%s booted %s, want v2", h.Name, h.Booted())
 		}
-		if h.Journal().LockHeld {
+		if h.Journal().FleetLockHeld {
 			t.Errorf("%s still holds a slot", h.Name)
 		}
 	}
-	if h := hosts[9]; h.Booted() != digestOf(v1) || !h.Journal().LockHeld {
-		t.Errorf("web-09 (bad image): booted %s, holds its slot %v; want v1 and the slot kept", h.Booted(), h.Journal().LockHeld)
+	if h := hosts[9]; h.Booted() != digestOf(v1) || !h.Journal().FleetLockHeld {
+		t.Errorf("web-09 (bad image): booted %s, holds its slot %v; want v1 and the slot kept", h.Booted(), h.Journal().FleetLockHeld)
 	}
 	if holders := lock.Holders("web"); len(holders) != 1 {
 		t.Errorf("slots held at the end: %v, want exactly the failed host's", holders)

@@ -79,9 +79,6 @@ func (s *SSHServer) URL(repo string) string {
 	return "ssh://git@" + s.addr + "/" + strings.TrimPrefix(repo, "/")
 }
 
-// HostKey is the server's public host key.
-func (s *SSHServer) HostKey() gossh.PublicKey { return s.hostKey.PublicKey() }
-
 // KnownHostsLine is the known_hosts line that trusts this server's host key.
 func (s *SSHServer) KnownHostsLine() string {
 	return knownhosts.Line([]string{knownhosts.Normalize(s.addr)}, s.hostKey.PublicKey())

@@ -116,7 +116,7 @@ func (e *env) sign(c *cosigntool.Cosign, key, ref string, f cosigntool.Format) {
 	}
 }
 
-func wantRefused(t *testing.T, err error, reason string) {
+func wantRefused(t *testing.T, err error, reason policy.Reason) {
 	t.Helper()
 	var re *policy.RefusedError
 	if !errors.As(err, &re) || re.Reason != reason {
@@ -300,7 +300,7 @@ func TestRequestsPerResolutionAtTheRealRegistry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := quick.Resolve(ctx, tagRef); registry.Reason(err) != registry.ReasonUnavailable {
+	if _, err := quick.Resolve(ctx, tagRef); registry.ReasonOf(err) != registry.ReasonUnavailable {
 		t.Fatalf("resolve while the registry is down: %v, want reason unavailable", err)
 	}
 	if err := e.reg.Up(); err != nil {

@@ -76,12 +76,6 @@ func (h *Host) Etc(rel string) (string, bool) {
 	return h.readFile(filepath.Join(h.deployed, "etc", rel))
 }
 
-// DeploymentEtc reads /etc/<rel> of the deployment in directory dep.
-func (h *Host) DeploymentEtc(dep, rel string) (string, bool) {
-	h.T.Helper()
-	return h.readFile(filepath.Join(dep, "etc", rel))
-}
-
 // WriteEtc edits /etc/<rel> of the booted deployment, as an administrator
 // would.
 func (h *Host) WriteEtc(rel, content string) {

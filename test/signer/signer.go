@@ -234,27 +234,9 @@ func (s *Signer) SignBundle(ctx context.Context, ref string, opts ...Option) err
 	if o.signedDigest != "" {
 		signedDigest = o.signedDigest
 	}
-	alg, hexDigest, _ := strings.Cut(signedDigest, ":")
-	statement, err := json.Marshal(map[string]any{
-		"_type":         "https://in-toto.io/Statement/v1",
-		"subject":       []map[string]any{{"digest": map[string]string{alg: hexDigest}}},
-		"predicateType": o.predicateType,
-		"predicate":     map[string]any{},
-	})
+	bundleJSON, err := s.bundleFor(ctx, signedDigest, o.predicateType)
 	if err != nil {
-		return fmt.Errorf("signer: marshal statement: %w", err)
-	}
-	pb, err := sign.Bundle(&sign.DSSEData{Data: statement, PayloadType: InTotoPayloadType}, (*keypair)(s), sign.BundleOptions{Context: ctx})
-	if err != nil {
-		return fmt.Errorf("signer: sign bundle: %w", err)
-	}
-	b, err := sgbundle.NewBundle(pb)
-	if err != nil {
-		return fmt.Errorf("signer: bundle: %w", err)
-	}
-	bundleJSON, err := b.MarshalJSON()
-	if err != nil {
-		return fmt.Errorf("signer: marshal bundle: %w", err)
+		return err
 	}
 	if o.garbage {
 		bundleJSON = []byte(`{"mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json", "garbage": true`)
@@ -304,6 +286,34 @@ func (s *Signer) SignBundle(ctx context.Context, ref string, opts ...Option) err
 		return fmt.Errorf("signer: push bundle artifact: %w", err)
 	}
 	return nil
+}
+
+// bundleFor signs an in-toto statement about signedDigest into a Sigstore
+// bundle (JSON), as cosign's --new-bundle-format does.
+func (s *Signer) bundleFor(ctx context.Context, signedDigest, predicateType string) ([]byte, error) {
+	alg, hexDigest, _ := strings.Cut(signedDigest, ":")
+	statement, err := json.Marshal(map[string]any{
+		"_type":         "https://in-toto.io/Statement/v1",
+		"subject":       []map[string]any{{"digest": map[string]string{alg: hexDigest}}},
+		"predicateType": predicateType,
+		"predicate":     map[string]any{},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("signer: marshal statement: %w", err)
+	}
+	pb, err := sign.Bundle(&sign.DSSEData{Data: statement, PayloadType: InTotoPayloadType}, (*keypair)(s), sign.BundleOptions{Context: ctx})
+	if err != nil {
+		return nil, fmt.Errorf("signer: sign bundle: %w", err)
+	}
+	b, err := sgbundle.NewBundle(pb)
+	if err != nil {
+		return nil, fmt.Errorf("signer: bundle: %w", err)
+	}
+	bundleJSON, err := b.MarshalJSON()
+	if err != nil {
+		return nil, fmt.Errorf("signer: marshal bundle: %w", err)
+	}
+	return bundleJSON, nil
 }
 
 func descriptorOf(l v1.Layer) (v1.Descriptor, error) {

@@ -61,8 +61,9 @@ import (
 	"time"
 
 	"github.com/bootsync/bootsync/apply/bootc"
-	etcoverlay "github.com/bootsync/bootsync/apply/etc"
+	"github.com/bootsync/bootsync/apply/etcoverlay"
 	"github.com/bootsync/bootsync/gitsource"
+	"github.com/bootsync/bootsync/policy"
 	"github.com/bootsync/bootsync/reconcile"
 	"github.com/bootsync/bootsync/registry"
 	"github.com/bootsync/bootsync/test/bootcsim"
@@ -238,7 +239,7 @@ func runAgent(b *testing.B, h *fleettest.Host, measured int, interval time.Durat
 				problem, stop = "a pass failed", !done
 			case m != nil:
 				run.passes++
-				if m[1] != reconcile.StateConverged {
+				if reconcile.State(m[1]) != reconcile.StateConverged {
 					problem, stop = "a pass was not a no-op (state "+m[1]+")", !done
 					break
 				}
@@ -453,14 +454,13 @@ func inProcessAgent(b *testing.B, f *fleettest.Fleet, h *fleettest.Host) *reconc
 		b.Fatal(err)
 	}
 	agent, err := reconcile.New(reconcile.Config{
-		Host:              h.Name,
-		StateDir:          h.StateDir,
-		Root:              root,
-		RebootCommand:     []string{h.Sim.Bin, "sim", "reboot", "--shutdown"},
-		SigningKeys:       []string{f.KeyFile},
-		RequireSignatures: true,
-		GitRemote:         f.URL,
-		Logger:            slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo})),
+		Host:          h.Name,
+		StateDir:      h.StateDir,
+		Root:          root,
+		RebootCommand: []string{h.Sim.Bin, "sim", "reboot", "--shutdown"},
+		Trust:         policy.HostTrust{SigningKeys: []string{f.KeyFile}, RequireSignatures: true},
+		GitRemote:     f.URL,
+		Logger:        slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo})),
 	}, reconcile.Deps{Source: src, Registry: reg, Bootc: drv, Etc: etcw, Metrics: reconcile.NewMetrics()})
 	if err != nil {
 		b.Fatal(err)

@@ -234,6 +234,11 @@ func (inv *invocation) cmdStatus(args []string) error {
 			out = "yaml"
 		}
 	}
+	return inv.writeStatus(h, v, out)
+}
+
+// writeStatus prints h in the output format out, as version v writes it.
+func (inv *invocation) writeStatus(h *bootc.Host, v bootc.Version, out string) error {
 	if out == "humanreadable" {
 		_, err := inv.stdout.Write(renderHuman(h))
 		return err

@@ -249,20 +249,7 @@ func (inv *invocation) cmdUpgrade(args []string) error {
 	}
 
 	if *fromDownloaded {
-		// Unlock without contacting the registry.
-		if s.Staged == nil {
-			return errors.New("Upgrading: No staged deployment found")
-		}
-		if s.Staged.DownloadOnly {
-			s.Staged.DownloadOnly = false
-			if err := inv.save(s); err != nil {
-				return err
-			}
-			fmt.Fprintln(inv.stdout, "Staged deployment will now be applied on reboot")
-		} else {
-			fmt.Fprintln(inv.stdout, "Staged deployment is already set to apply on reboot")
-		}
-		return inv.finishStaging(s, *softReboot, *apply)
+		return inv.upgradeFromDownloaded(s, *softReboot, *apply)
 	}
 
 	spec := s.specImage()
@@ -280,60 +267,95 @@ func (inv *invocation) cmdUpgrade(args []string) error {
 	}
 
 	if *check {
-		// Recorded on the booted deployment, even when it is the same
-		// image (bootc's spec-booted-update-same-digest fixture).
-		s.Booted.CachedUpdate = &bootc.ImageStatus{
-			Image: *spec, Version: img.Version, Timestamp: img.Timestamp,
-			ImageDigest: img.Digest, Architecture: img.Architecture,
-		}
-		if err := inv.save(s); err != nil {
-			return err
-		}
-		if img.Digest == s.Booted.Digest || (s.Staged != nil && img.Digest == s.Staged.Digest) {
-			fmt.Fprintf(inv.stdout, "No changes in: %s\n", ostreeImgref(*spec))
-			return nil
-		}
-		fmt.Fprintf(inv.stdout, "Update available for: %s\n", ostreeImgref(*spec))
-		if img.Version != nil {
-			fmt.Fprintf(inv.stdout, "  Version: %s\n", *img.Version)
-		}
-		fmt.Fprintf(inv.stdout, "  Digest: %s\n", img.Digest)
-		return nil
+		return inv.upgradeCheck(s, spec, img)
 	}
 
 	if s.Staged != nil && img.Digest == s.Staged.Digest {
-		switch {
-		case *downloadOnly && !s.Staged.DownloadOnly:
-			s.Staged.DownloadOnly = true
-			fmt.Fprintln(inv.stdout, "Image downloaded, but will not be applied on reboot")
-		case !*downloadOnly && s.Staged.DownloadOnly:
-			// A plain upgrade unlocks a download-only deployment.
-			s.Staged.DownloadOnly = false
-			fmt.Fprintln(inv.stdout, "Staged deployment will now be applied on reboot")
-		}
-		if err := inv.save(s); err != nil {
-			return err
-		}
-		if v.AtLeast(stagedMessageNoDotSince) {
-			fmt.Fprintln(inv.stdout, "Staged update present, not changed")
-		} else {
-			fmt.Fprintln(inv.stdout, "Staged update present, not changed.")
-		}
-		return inv.finishStaging(s, *softReboot, *apply)
+		return inv.upgradeStagedAgain(s, v, *downloadOnly, *softReboot, *apply)
 	}
 	if img.Digest == s.Booted.Digest {
 		fmt.Fprintln(inv.stdout, "No update available.")
 		return nil
 	}
+	return inv.upgradeStage(s, v, spec, img, *downloadOnly, *softReboot, *apply)
+}
+
+// upgradeStage stages img, a new image for the booted host's spec.
+func (inv *invocation) upgradeStage(s *State, v bootc.Version, spec *bootc.ImageReference, img *pulledImage, downloadOnly bool, softReboot string, apply bool) error {
 	staged := s.newDeployment(*spec, img)
-	staged.DownloadOnly = *downloadOnly
+	staged.DownloadOnly = downloadOnly
 	if err := inv.stage(s, staged, v); err != nil {
 		return err
 	}
-	if *downloadOnly {
+	if downloadOnly {
 		fmt.Fprintln(inv.stdout, "Image downloaded, but will not be applied on reboot")
 	}
-	return inv.finishStaging(s, *softReboot, *apply)
+	return inv.finishStaging(s, softReboot, apply)
+}
+
+// upgradeFromDownloaded unlocks a download-only staged deployment without
+// contacting the registry.
+func (inv *invocation) upgradeFromDownloaded(s *State, softReboot string, apply bool) error {
+	if s.Staged == nil {
+		return errors.New("Upgrading: No staged deployment found")
+	}
+	if s.Staged.DownloadOnly {
+		s.Staged.DownloadOnly = false
+		if err := inv.save(s); err != nil {
+			return err
+		}
+		fmt.Fprintln(inv.stdout, "Staged deployment will now be applied on reboot")
+	} else {
+		fmt.Fprintln(inv.stdout, "Staged deployment is already set to apply on reboot")
+	}
+	return inv.finishStaging(s, softReboot, apply)
+}
+
+// upgradeCheck is `upgrade --check`: it records what the registry offers and
+// says whether it is an update.
+func (inv *invocation) upgradeCheck(s *State, spec *bootc.ImageReference, img *pulledImage) error {
+	// Recorded on the booted deployment, even when it is the same
+	// image (bootc's spec-booted-update-same-digest fixture).
+	s.Booted.CachedUpdate = &bootc.ImageStatus{
+		Image: *spec, Version: img.Version, Timestamp: img.Timestamp,
+		ImageDigest: img.Digest, Architecture: img.Architecture,
+	}
+	if err := inv.save(s); err != nil {
+		return err
+	}
+	if img.Digest == s.Booted.Digest || (s.Staged != nil && img.Digest == s.Staged.Digest) {
+		fmt.Fprintf(inv.stdout, "No changes in: %s\n", ostreeImgref(*spec))
+		return nil
+	}
+	fmt.Fprintf(inv.stdout, "Update available for: %s\n", ostreeImgref(*spec))
+	if img.Version != nil {
+		fmt.Fprintf(inv.stdout, "  Version: %s\n", *img.Version)
+	}
+	fmt.Fprintf(inv.stdout, "  Digest: %s\n", img.Digest)
+	return nil
+}
+
+// upgradeStagedAgain is an upgrade to the image already staged: only the
+// download-only lock may change.
+func (inv *invocation) upgradeStagedAgain(s *State, v bootc.Version, downloadOnly bool, softReboot string, apply bool) error {
+	switch {
+	case downloadOnly && !s.Staged.DownloadOnly:
+		s.Staged.DownloadOnly = true
+		fmt.Fprintln(inv.stdout, "Image downloaded, but will not be applied on reboot")
+	case !downloadOnly && s.Staged.DownloadOnly:
+		// A plain upgrade unlocks a download-only deployment.
+		s.Staged.DownloadOnly = false
+		fmt.Fprintln(inv.stdout, "Staged deployment will now be applied on reboot")
+	}
+	if err := inv.save(s); err != nil {
+		return err
+	}
+	if v.AtLeast(stagedMessageNoDotSince) {
+		fmt.Fprintln(inv.stdout, "Staged update present, not changed")
+	} else {
+		fmt.Fprintln(inv.stdout, "Staged update present, not changed.")
+	}
+	return inv.finishStaging(s, softReboot, apply)
 }
 
 func (inv *invocation) cmdRollback(args []string) error {

@@ -1,0 +1,209 @@
+package fleetdiff
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/bootsync/bootsync/hostspec"
+)
+
+// ErrFullNeeded is returned by CompareChanged when it cannot tell which
+// hosts a change affects, or when loading or rendering a revision ran into
+// a problem: the caller then runs the full comparison (Compare), which
+// checks every file and reports problems as it always does.
+var ErrFullNeeded = errors.New("the change needs a full comparison")
+
+// Side is one revision for CompareChanged: its files, and how to load them
+// (Load passes its options on to hostspec.Load).
+type Side struct {
+	Name string
+	FS   fs.FS
+	Load func(ctx context.Context, opts ...hostspec.LoadOption) (*hostspec.Repo, error)
+}
+
+// CompareChanged returns the report Compare would, rendering only the hosts
+// the change between the two trees can affect: a host file affects its
+// host; a group file the hosts its old or new selector picks; any other
+// file the hosts whose fleet, groups or host file read it (`from:`).
+// fleet.yaml and bootsync.lock affect every host: both revisions load
+// whole, sharing the decode of the files they have in common. Anything it
+// cannot attribute (symbolic links to documents, odd entries in groups/ or
+// hosts/) means ErrFullNeeded.
+// Host files no affected host needs are not decoded when the changed
+// groups select by name and bucket only.
+//
+// Unlike Compare, files the change leaves alone are not all checked: a
+// host file broken at both revisions goes unnoticed here (`bootsync
+// validate` checks every file).
+func CompareChanged(ctx context.Context, base, head Side, opts Options) (*Report, error) {
+	if opts.HostGlob != "" {
+		if _, err := path.Match(opts.HostGlob, ""); err != nil {
+			return nil, fmt.Errorf("host glob %q: %w", opts.HostGlob, err)
+		}
+	}
+	rep, err := compareChanged(ctx, base, head, opts)
+	if err != nil && ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	if err != nil && !errors.Is(err, ErrFullNeeded) {
+		return nil, fmt.Errorf("%w: %w", ErrFullNeeded, err)
+	}
+	return rep, err
+}
+
+// change is what differs between the two trees, sorted by kind.
+type change struct {
+	hosts  map[string]bool // host names whose files changed
+	groups []string        // group files that changed
+	others []string        // other files (what `from:` may read)
+	every  bool            // fleet.yaml or bootsync.lock: every host
+}
+
+func classify(paths []string) (*change, error) {
+	c := &change{hosts: map[string]bool{}}
+	for _, p := range paths {
+		switch {
+		case p == hostspec.FleetFile || p == hostspec.LockFile:
+			c.every = true
+		case strings.HasPrefix(p, hostspec.HostsDir+"/") && strings.HasSuffix(p, ".yaml"):
+			c.hosts[hostspec.HostFileName(p)] = true
+		case strings.HasPrefix(p, hostspec.GroupsDir+"/") && strings.HasSuffix(p, ".yaml"):
+			c.groups = append(c.groups, p)
+		case p == hostspec.HostsDir || p == hostspec.GroupsDir ||
+			strings.HasPrefix(p, hostspec.HostsDir+"/") || strings.HasPrefix(p, hostspec.GroupsDir+"/"):
+			return nil, fmt.Errorf("%w: %s is not a *.yaml document", ErrFullNeeded, p)
+		default:
+			c.others = append(c.others, p)
+		}
+	}
+	return c, nil
+}
+
+func compareChanged(ctx context.Context, base, head Side, opts Options) (*Report, error) {
+	paths, err := changedPaths(ctx, base.FS, head.FS)
+	if err != nil {
+		return nil, err
+	}
+	c, err := classify(paths)
+	if err != nil {
+		return nil, err
+	}
+	if c.every {
+		return compareEvery(ctx, base, head, opts)
+	}
+	// First the fleet and the groups, with the host files only listed.
+	none := hostspec.WithHostFiles(func(string) bool { return false })
+	rb, rh, err := loadBoth(ctx, base, head, none)
+	if err != nil {
+		return nil, err
+	}
+	affected, needAll := c.hosts, len(c.others) > 0
+	for _, r := range []*hostspec.Repo{rb, rh} {
+		if r.DocumentsViaLinks() {
+			return nil, fmt.Errorf("%w: a document is a symbolic link", ErrFullNeeded)
+		}
+		for _, g := range changedGroupsIn(r, c.groups) {
+			if len(g.Selector.Labels) > 0 {
+				needAll = true // labels are in every host file
+				continue
+			}
+			for _, name := range r.HostNames() {
+				if g.Selector.Matches(name, nil) {
+					affected[name] = true
+				}
+			}
+		}
+	}
+	if needAll {
+		rb, rh, err = loadBoth(ctx, base, head)
+		if err != nil {
+			return nil, err
+		}
+		all := false
+		for _, r := range []*hostspec.Repo{rb, rh} {
+			all = all || addAffected(r, c, affected)
+		}
+		if all {
+			names := unionHosts(rb.HostNames(), rh.HostNames(), opts.HostGlob)
+			return compareHosts(ctx, Revision{base.Name, rb, base.FS}, Revision{head.Name, rh, head.FS}, names, names, opts)
+		}
+	} else {
+		keep := hostspec.WithHostFiles(func(name string) bool { return affected[name] })
+		if rb, rh, err = loadBoth(ctx, base, head, keep); err != nil {
+			return nil, err
+		}
+	}
+	names := unionHosts(rb.HostNames(), rh.HostNames(), opts.HostGlob)
+	render := make([]string, 0, len(affected))
+	for _, n := range names {
+		if affected[n] {
+			render = append(render, n)
+		}
+	}
+	return compareHosts(ctx, Revision{base.Name, rb, base.FS}, Revision{head.Name, rh, head.FS}, names, render, opts)
+}
+
+// compareEvery compares every host, as Compare does, for a change that
+// affects them all. The two revisions share one decode of each file that
+// the change left alone (most host files).
+func compareEvery(ctx context.Context, base, head Side, opts Options) (*Report, error) {
+	rb, rh, err := loadBoth(ctx, base, head, hostspec.WithDecodeCache(hostspec.NewDecodeCache()))
+	if err != nil {
+		return nil, err
+	}
+	names := unionHosts(rb.HostNames(), rh.HostNames(), opts.HostGlob)
+	return compareHosts(ctx, Revision{base.Name, rb, base.FS}, Revision{head.Name, rh, head.FS}, names, names, opts)
+}
+
+// changedGroupsIn returns the groups of r defined in the given files.
+func changedGroupsIn(r *hostspec.Repo, files []string) []*hostspec.Group {
+	var out []*hostspec.Group
+	for _, g := range r.Groups() {
+		if slices.Contains(files, g.Source.File) {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// addAffected adds the hosts of a fully loaded revision that the change
+// affects: those the changed groups select and those that read a changed
+// file. It returns true when that is every host.
+func addAffected(r *hostspec.Repo, c *change, affected map[string]bool) bool {
+	groups := changedGroupsIn(r, c.groups)
+	for _, h := range r.Hosts() {
+		for _, g := range groups {
+			if g.Selector.Matches(h.Name, h.Labels) {
+				affected[h.Name] = true
+			}
+		}
+	}
+	all, hosts := r.HostsReading(c.others)
+	for _, n := range hosts {
+		affected[n] = true
+	}
+	return all
+}
+
+// loadBoth loads the two revisions at once; a problem in either is
+// ErrFullNeeded, for the full comparison to report.
+func loadBoth(ctx context.Context, base, head Side, opts ...hostspec.LoadOption) (*hostspec.Repo, *hostspec.Repo, error) {
+	var (
+		rb, rh     *hostspec.Repo
+		berr, herr error
+		wg         sync.WaitGroup
+	)
+	wg.Go(func() { rb, berr = base.Load(ctx, opts...) })
+	wg.Go(func() { rh, herr = head.Load(ctx, opts...) })
+	wg.Wait()
+	if err := errors.Join(berr, herr); err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", ErrFullNeeded, err)
+	}
+	return rb, rh, nil
+}
