@@ -16,6 +16,8 @@ type layer struct {
 	etc    []*etcItem     // one per target path, sorted by path
 	health []*healthEntry // sorted by name
 	update updatePatch
+	// recipients are the layer's secrets.recipients.
+	recipients []recipientDecl
 	// reads are the repository paths the layer's `from:` entries name and
 	// the real paths they resolved to (see Repo.HostsReading).
 	reads []string
@@ -38,6 +40,9 @@ type etcItem struct {
 	static   []byte // content when not templated
 	sha      string // of static
 	tmpl     *tmpl
+	// secret is the encrypted file of a `sops:` or `age:` entry; tmpl,
+	// when set, is its template.
+	secret *secretSource
 }
 
 func (l *loader) prepareOnly(doc any) {
@@ -55,7 +60,7 @@ func (l *loader) prepareOnly(doc any) {
 // directories, parses templates and resolves entries of one layer that
 // name the same path.
 func (l *loader) prepare(file string, s *specDoc) *layer {
-	ly := &layer{image: s.image, vars: s.vars, update: s.update}
+	ly := &layer{image: s.image, vars: s.vars, update: s.update, recipients: s.recipients}
 	l.reads = nil
 	defer func() { ly.reads = l.reads }()
 	// The decoded document stays as it is (it may be shared); the layer's
@@ -127,6 +132,8 @@ func (l *loader) prepareEtc(file string, e *etcEntry, add func(*etcItem)) {
 	case e.absent:
 		base.owner, base.group = "", ""
 		add(&base)
+	case e.secret():
+		l.prepareSecret(file, e, base, add)
 	case e.content.set:
 		base.mode = 0o644
 		if e.mode.set {

@@ -22,6 +22,9 @@ type mergedState struct {
 	etc    map[string]*etcItem
 	health map[string]healthEntry
 	update updatePatch
+	// recipients accumulate over the layers: a host holds every key its
+	// fleet and groups declare for it, and its own.
+	recipients []recipientDecl
 
 	// Filled in when the state is complete, for finalize.
 	etcSorted   []*etcItem // by path
@@ -80,6 +83,7 @@ func (s *mergedState) apply(l *layer) {
 		s.health[p.name] = h
 	}
 	s.update.apply(&l.update)
+	s.recipients = append(s.recipients, l.recipients...)
 }
 
 // base returns the fleet and the given groups merged, from the cache when
@@ -129,6 +133,16 @@ func (r *Repo) base(idx []int) *mergedState {
 // Content of files that are not templates is shared between HostSpecs of
 // the same Repo: treat EtcFile.Content as read-only.
 func (r *Repo) Resolve(ctx context.Context, host string, extraLabels map[string]string) (*HostSpec, error) {
+	spec, err := r.resolveSpec(ctx, host, extraLabels)
+	if err != nil {
+		return nil, err
+	}
+	return spec, nil
+}
+
+// resolveSpec is Resolve, except that a spec with problems is returned
+// too (with the problems as the error), for its warnings.
+func (r *Repo) resolveSpec(ctx context.Context, host string, extraLabels map[string]string) (*HostSpec, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("resolve host %s: %w", host, err)
 	}
@@ -153,7 +167,7 @@ func (r *Repo) Resolve(ctx context.Context, host string, extraLabels map[string]
 		return nil, fmt.Errorf("resolve host %s: %w", host, err) // a render may have been cut short
 	}
 	if len(errs) > 0 {
-		return nil, errs.err()
+		return spec, errs.err()
 	}
 	if declared && h.MachineID != "" {
 		spec.MachineID, spec.Provenance["machineID"] = h.MachineID, h.machineIDSrc
@@ -180,6 +194,7 @@ func (r *Repo) finalize(ctx context.Context, host, file string, labels map[strin
 	r.finalizeImage(fz, base, hl)
 	spec.Vars = flattenVars(base.vars, hl.vars, prov)
 	r.finalizeEtc(ctx, fz, base, hl)
+	fz.checkSecretRecipients(slices.Concat(base.recipients, hl.recipients))
 	finalizeHealth(fz, base, hl)
 
 	u := base.update
@@ -190,6 +205,7 @@ func (r *Repo) finalize(ctx context.Context, host, file string, labels map[strin
 	spec.Policy = Policy{Registries: slices.Clone(r.fleet.Policy.Registries), RequireSignatures: r.fleet.Policy.RequireSignatures}
 	prov["policy.registries"] = r.fleet.policySrc["registries"]
 	prov["policy.requireSignatures"] = r.fleet.policySrc["requireSignatures"]
+	spec.Warnings = fz.warns
 	return spec, fz.errs
 }
 
@@ -199,6 +215,7 @@ type finalizing struct {
 	spec       *HostSpec
 	prov       map[string]Source
 	errs       ErrorList
+	warns      ErrorList
 	// check is finalizeHealth's scratch: merging through healthObject's
 	// function values moves a local to the heap, once per check.
 	check healthEntry
@@ -210,6 +227,16 @@ func (fz *finalizing) fail(src Source, field, format string, args ...any) {
 		f = fz.file
 	}
 	fz.errs = append(fz.errs, &Error{File: f, Line: src.Line, Column: src.Column, Field: field, Host: fz.host, Msg: fmt.Sprintf(format, args...)})
+}
+
+// warn records what is allowed but cannot be checked; the message starts
+// "warning:", as Repo.Warnings' do.
+func (fz *finalizing) warn(src Source, field, format string, args ...any) {
+	f := src.File
+	if f == "" {
+		f = fz.file
+	}
+	fz.warns = append(fz.warns, &Error{File: f, Line: src.Line, Column: src.Column, Field: field, Host: fz.host, Msg: "warning: " + fmt.Sprintf(format, args...)})
 }
 
 // finalizeImage picks the highest layer's image and its pinned digest.
@@ -258,6 +285,10 @@ func (r *Repo) finalizeEtc(ctx context.Context, fz *finalizing, base *mergedStat
 		}
 		switch {
 		case it.absent:
+		case it.secret != nil:
+			if !fz.secretEntry(&f, it, data) {
+				continue
+			}
 		case it.tmpl != nil:
 			out, sha, terr := base.render(it.tmpl, hl.vars, data)
 			if terr != nil {
@@ -271,6 +302,29 @@ func (r *Repo) finalizeEtc(ctx context.Context, fz *finalizing, base *mergedStat
 		}
 		spec.Etc = append(spec.Etc, f)
 	}
+}
+
+// secretEntry fills in a secret entry: the reference to its encrypted
+// file and, for a template, the preview rendered with placeholders (never
+// shared with other hosts: the agent renders it again with the values).
+func (fz *finalizing) secretEntry(f *EtcFile, it *etcItem, data *templateData) bool {
+	ref := secretRef(it.secret, it.tmpl)
+	if it.tmpl != nil {
+		ref.data = *data
+		ref.data.ctx = nil
+		ref.data.Secrets = it.secret.placeholders()
+		pd := ref.data
+		pd.ctx = data.ctx
+		out, terr := it.tmpl.render(&pd)
+		if terr != nil {
+			terr.Field, terr.Host = it.provKey, fz.host
+			fz.errs = append(fz.errs, terr)
+			return false
+		}
+		ref.Preview = string(out)
+	}
+	f.Secret = ref
+	return true
 }
 
 // finalizeHealth lays the host's checks over the base's, by name.
@@ -355,8 +409,16 @@ func etcConflict(base map[string]*etcItem, host []*etcItem, it *etcItem) *etcIte
 // problem found as an ErrorList (nil when there is none). Hosts are
 // resolved in parallel.
 func (r *Repo) Validate(ctx context.Context) error {
+	_, err := r.ValidateReport(ctx)
+	return err
+}
+
+// ValidateReport is Validate that also returns the hosts' warnings: what
+// cannot be checked (see HostSpec.Warnings), each reported once.
+func (r *Repo) ValidateReport(ctx context.Context) (ErrorList, error) {
 	workers := max(1, min(runtime.GOMAXPROCS(0), len(r.names)))
 	results := make([]error, len(r.names))
+	specs := make([]*HostSpec, len(r.names))
 	var wg sync.WaitGroup
 	var next sync.Mutex
 	i := 0
@@ -370,24 +432,28 @@ func (r *Repo) Validate(ctx context.Context) error {
 				if n >= len(r.names) || ctx.Err() != nil {
 					return
 				}
-				_, results[n] = r.Resolve(ctx, r.names[n], nil)
+				specs[n], results[n] = r.resolveSpec(ctx, r.names[n], nil)
 			}
 		})
 	}
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("validate fleet repository: %w", err)
+		return nil, fmt.Errorf("validate fleet repository: %w", err)
 	}
-	var all ErrorList
+	var all, warns ErrorList
 	for n, err := range results {
+		if specs[n] != nil {
+			warns = append(warns, specs[n].Warnings...)
+		}
 		if err == nil {
 			continue
 		}
 		list, ok := err.(ErrorList)
 		if !ok {
-			return fmt.Errorf("validate host %s: %w", r.names[n], err)
+			return nil, fmt.Errorf("validate host %s: %w", r.names[n], err)
 		}
 		all = append(all, list...)
 	}
-	return all.err()
+	warns.Sort()
+	return slices.CompactFunc(warns, func(a, b *Error) bool { return *a == *b }), all.err()
 }

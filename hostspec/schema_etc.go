@@ -13,6 +13,8 @@ type etcEntry struct {
 	src         Source
 	path        opt[string]
 	from        opt[string]
+	sops        opt[string] // a SOPS file of the repository (see schema_secrets.go)
+	age         opt[string] // a plain age file of the repository
 	content     opt[[]byte]
 	contentNode *yaml.Node
 	template    bool
@@ -26,6 +28,8 @@ type etcEntry struct {
 var etcObject = objectOf(
 	optKey("path", func(e *etcEntry) *opt[string] { return &e.path }, checkedText(anyText)),
 	optKey("from", func(e *etcEntry) *opt[string] { return &e.from }, checkedText(checkFromPath)),
+	optKey("sops", func(e *etcEntry) *opt[string] { return &e.sops }, checkedText(checkSecretPath)),
+	optKey("age", func(e *etcEntry) *opt[string] { return &e.age }, checkedText(checkSecretPath)),
 	field[etcEntry]{key: "content", parse: func(d *decoder, v *yaml.Node, f string, e *etcEntry) {
 		if b, ok := d.content(v, f); ok {
 			e.content.put(b, d.src(v))
@@ -68,7 +72,11 @@ func (d *decoder) etcEntry(n *yaml.Node, field string) *etcEntry {
 	if !etcObject.decode(d, n, field, e) || len(d.errs) > errsBefore {
 		return nil
 	}
-	if !d.etcEntryRules(n, field, e) {
+	rules := d.etcEntryRules
+	if e.secret() {
+		rules = d.secretEntryRules
+	}
+	if !rules(n, field, e) {
 		return nil
 	}
 	if e.path.set {
@@ -91,7 +99,7 @@ func (d *decoder) etcEntryRules(n *yaml.Node, field string, e *etcEntry) bool {
 		for _, x := range []struct {
 			name string
 			set  bool
-		}{{"content", e.content.set}, {"from", e.from.set}, {"template", lookup(n, "template") != nil}, {"mode", e.mode.set}, {"owner", e.owner.set}, {"group", e.group.set}} {
+		}{{"content", e.content.set}, {"from", e.from.set}, {"sops", e.sops.set}, {"age", e.age.set}, {"template", lookup(n, "template") != nil}, {"mode", e.mode.set}, {"owner", e.owner.set}, {"group", e.group.set}} {
 			if x.set {
 				extra = append(extra, x.name)
 			}

@@ -20,6 +20,8 @@ type specDoc struct {
 	etc    []*etcEntry
 	health []*healthEntry
 	update updatePatch
+	// recipients are the age recipients of `secrets.recipients`.
+	recipients []recipientDecl
 }
 
 var specObject = objectOf(
@@ -46,6 +48,7 @@ var specObject = objectOf(
 	}},
 	field[specDoc]{key: "health", parse: func(d *decoder, v *yaml.Node, f string, s *specDoc) { s.health = d.healthList(v, f) }},
 	field[specDoc]{key: "update", parse: func(d *decoder, v *yaml.Node, f string, s *specDoc) { updateObject.decode(d, v, f, &s.update) }},
+	field[specDoc]{key: "secrets", parse: func(d *decoder, v *yaml.Node, f string, s *specDoc) { secretsObject.decode(d, v, f, s) }},
 	policyElsewhere[specDoc](),
 )
 

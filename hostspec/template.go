@@ -38,6 +38,9 @@ type tmpl struct {
 type templateData struct {
 	Host templateHost
 	Vars map[string]any
+	// Secrets is the decrypted SOPS document of a secret entry's template
+	// (placeholders outside the host); nil elsewhere.
+	Secrets any
 
 	// Not visible to templates (unexported): what bounds the render.
 	ctx    context.Context

@@ -70,6 +70,9 @@ type HostSpec struct {
 	// MachineID is the host file's metadata.machineID: the agent applies
 	// the spec only on the machine whose /etc/machine-id it is.
 	MachineID string `json:"machineID,omitempty"`
+	// Warnings are what cannot be checked for this host (a secret whose
+	// recipients cannot be known without a key), "warning: …".
+	Warnings ErrorList `json:"warnings,omitempty"`
 	// Provenance maps a value's path to the place that set it. Keys:
 	// "image", "vars.<key>", "update.<key>", "policy.<key>",
 	// "etc[<path>]", "health[<name>]" and "health[<name>].<key>".
@@ -101,6 +104,10 @@ type EtcFile struct {
 	Absent   bool      `json:"absent,omitempty"`
 	OnChange *OnChange `json:"onChange,omitempty"`
 	Source   Source    `json:"source"`
+	// Secret is set when the content comes from an encrypted file: Content
+	// and SHA256 are then empty (plaintext after HostSpec.Decrypted), and
+	// JSON never carries the content.
+	Secret *SecretRef `json:"secret,omitempty"`
 }
 
 // MarshalJSON writes Content as a string when it is valid UTF-8 and as
@@ -112,7 +119,7 @@ func (f EtcFile) MarshalJSON() ([]byte, error) {
 		Content       *string `json:"content,omitempty"`
 		ContentBase64 []byte  `json:"contentBase64,omitempty"`
 	}{plain: plain(f)}
-	if !f.Absent {
+	if !f.Absent && f.Secret == nil {
 		if isText(f.Content) {
 			s := string(f.Content)
 			out.Content = &s

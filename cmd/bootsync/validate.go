@@ -26,7 +26,15 @@ message) and exits 1 if there is any: use it as a pre-commit hook and in CI.
 /etc entries that target paths hosts reserve (the agent's configuration, image
 trust files: see docs/agent.md) are problems too, unless --allow-reserved names
 them, as the hosts' etc.allowReserved would. Warnings (set-user-ID modes) are
-printed but do not fail.`,
+printed but do not fail.
+
+Secrets (etc entries with sops: or age:) are checked without decrypting:
+every secret a host uses must be encrypted to a recipient the host holds
+(secrets.recipients of its file, its groups or the fleet), or validate
+fails at the etc entry's file:line. What cannot be checked is a warning: a
+host that declares no recipient, and plain age files encrypted to X25519
+recipients (age does not say whom those are for; use SOPS files or SSH
+recipients to have them checked).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -39,14 +47,15 @@ printed but do not fail.`,
 				return reportLoadError(cmd.ErrOrStderr(), err)
 			}
 			problems := reserved.Problems(r.Repo.EtcTargets())
-			if err := r.Repo.Validate(ctx); err != nil {
+			hostWarnings, err := r.Repo.ValidateReport(ctx)
+			if err != nil {
 				var list hostspec.ErrorList
 				if !errors.As(err, &list) {
 					return err
 				}
 				problems = append(problems, list...)
 			}
-			for _, w := range r.Repo.Warnings() {
+			for _, w := range append(r.Repo.Warnings(), hostWarnings...) {
 				fmt.Fprintln(cmd.ErrOrStderr(), w)
 			}
 			if len(problems) > 0 {

@@ -1,0 +1,160 @@
+// Package secrettest gives tests real secrets: key material of simulated
+// hosts (an age identity file and an OpenSSH Ed25519 host key) and files
+// encrypted by the real `sops` and `age` CLIs, which .ci/run installs.
+package secrettest
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/pem"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"filippo.io/age"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/bootsync/bootsync/secrets"
+)
+
+// Tool finds a real CLI: env (BOOTSYNC_AGE_DIR, BOOTSYNC_SOPS_DIR) or the
+// directory .ci/run installs it into. Missing, the test skips, except
+// under CI=true where it fails.
+func Tool(t testing.TB, env, sub, name string) string {
+	t.Helper()
+	p := os.Getenv(env)
+	if p == "" {
+		home, _ := os.UserHomeDir()
+		p = filepath.Join(home, ".cache", "bootsync", "tools", sub)
+	}
+	p = filepath.Join(p, name)
+	if _, err := os.Stat(p); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s not found at %s (set %s; .ci/run installs it)", name, p, env)
+		}
+		t.Skipf("%s not found at %s (set %s; .ci/run installs it)", name, p, env)
+	}
+	return p
+}
+
+// SOPS is the real sops CLI.
+func SOPS(t testing.TB) string { return Tool(t, "BOOTSYNC_SOPS_DIR", "sops-v3.13.3", "sops") }
+
+// Age is the real age CLI.
+func Age(t testing.TB) string { return Tool(t, "BOOTSYNC_AGE_DIR", "age-v1.3.2", "age") }
+
+// Host is a simulated host's key material on disk.
+type Host struct {
+	IdentityFile string // age identity (age-keygen format)
+	AgeRecipient string // its age1… recipient
+	SSHKeyFile   string // OpenSSH Ed25519 private host key
+	SSHPublic    string // authorized_keys form, no comment
+}
+
+// NewHost writes a fresh age identity and SSH host key under dir.
+func NewHost(t testing.TB, dir string) Host {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := Host{IdentityFile: filepath.Join(dir, "age.key"), AgeRecipient: id.Recipient().String(), SSHKeyFile: filepath.Join(dir, "ssh_host_ed25519_key")}
+	write(t, h.IdentityFile, "# test host key\n"+id.String()+"\n")
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blk, err := ssh.MarshalPrivateKey(priv, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, h.SSHKeyFile, string(pem.EncodeToMemory(blk)))
+	sp, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.SSHPublic = strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sp)))
+	return h
+}
+
+// SSHToAge is the age1… recipient ssh-to-age derives from the host's SSH
+// key.
+func (h Host) SSHToAge(t testing.TB) string {
+	t.Helper()
+	held, err := secrets.ParseRecipient(h.SSHPublic)
+	if err != nil || len(held) != 2 {
+		t.Fatalf("derive the age recipient of %s: %v", h.SSHPublic, err)
+	}
+	return held[1]
+}
+
+// SOPSEncrypt runs `sops encrypt --age <recipients>` on plain, written
+// under dir with the given name (sops picks the format by name), and
+// returns the encrypted file.
+func SOPSEncrypt(t testing.TB, dir, name, plain string, recipients ...string) []byte {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	write(t, p, plain)
+	defer os.Remove(p)
+	return []byte(run(t, dir, SOPS(t), "encrypt", "--age", strings.Join(recipients, ","), name))
+}
+
+// AgeEncrypt runs `age -r` (age1… recipients) or `age -R` (SSH keys) on
+// plain and returns the binary age file.
+func AgeEncrypt(t testing.TB, dir, plain string, recipients ...string) []byte {
+	t.Helper()
+	p := filepath.Join(dir, "age-plain")
+	write(t, p, plain)
+	defer os.Remove(p)
+	args := []string{"-o", "-"}
+	for i, r := range recipients {
+		if strings.HasPrefix(r, "ssh-") {
+			f := filepath.Join(dir, "age-ssh-recipient-"+string(rune('a'+i)))
+			write(t, f, r+"\n")
+			args = append(args, "-R", f)
+			continue
+		}
+		args = append(args, "-r", r)
+	}
+	return []byte(run(t, dir, Age(t), append(args, p)...))
+}
+
+// AssertNoPlaintext fails the test when text (an output, a log, a status
+// file, a metric) holds any of the secrets.
+func AssertNoPlaintext(t testing.TB, what, text string, plaintexts ...string) {
+	t.Helper()
+	for _, p := range plaintexts {
+		if p != "" && strings.Contains(text, p) {
+			t.Errorf("%s holds the plaintext %q:\n%s", what, p, text)
+		}
+	}
+}
+
+func run(t testing.TB, dir, name string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Dir = dir
+	// Never let the CLIs find keys of the machine running the tests.
+	cmd.Env = append(os.Environ(), "SOPS_AGE_KEY_FILE=/nonexistent", "SOPS_AGE_KEY=", "SOPS_AGE_SSH_PRIVATE_KEY_FILE=/nonexistent")
+	out, err := cmd.Output()
+	if err != nil {
+		stderr := ""
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = string(ee.Stderr)
+		}
+		t.Fatalf("%s %v: %v\n%s", name, args, err, stderr)
+	}
+	return string(out)
+}
+
+func write(t testing.TB, p, content string) {
+	t.Helper()
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
