@@ -87,6 +87,12 @@ func compareFiles(base, head []hostspec.EtcFile, budget *diffBudget) []FileChang
 		if b == nil && h == nil {
 			continue
 		}
+		if b != nil && b.Secret != nil || h != nil && h.Secret != nil {
+			if fc, changed := compareSecret(p, b, h); changed {
+				out = append(out, fc)
+			}
+			continue
+		}
 		fc := FileChange{Path: p}
 		switch {
 		case b == nil:
@@ -112,6 +118,37 @@ func compareFiles(base, head []hostspec.EtcFile, budget *diffBudget) []FileChang
 		out = append(out, fc)
 	}
 	return out
+}
+
+// Secret lines of a diff: all that is said about a secret's content.
+const (
+	SecretChanged   = "secret changed"
+	SecretUnchanged = "secret unchanged"
+)
+
+// compareSecret compares a path where either side is a secret, from what
+// is known without a key: the encrypted file, its ciphertext fingerprint
+// and the template. Nothing derived from plaintext is shown or compared;
+// a re-encryption of the same value counts as a change.
+func compareSecret(p string, b, h *hostspec.EtcFile) (FileChange, bool) {
+	fc := FileChange{Path: p, Secret: SecretChanged}
+	switch {
+	case b == nil:
+		fc.Status, fc.Source, fc.HeadMeta = StatusAdded, h.Source, meta(h)
+	case h == nil:
+		fc.Status, fc.Source, fc.BaseMeta = StatusRemoved, b.Source, meta(b)
+	default:
+		changed := b.Secret == nil || h.Secret == nil || b.Secret.Changed(h.Secret)
+		if !changed && meta(b) == meta(h) {
+			return fc, false
+		}
+		fc.Status, fc.Source, fc.BaseMeta, fc.HeadMeta = StatusModified, h.Source, meta(b), meta(h)
+		if !changed {
+			fc.Secret = SecretUnchanged
+		}
+	}
+	fc.Diff = fc.Secret + "\n"
+	return fc, true
 }
 
 // present treats an Absent entry as no file: the host will not have it.

@@ -99,6 +99,10 @@ type FileChange struct {
 	// the diff is omitted.
 	BaseSize int64 `json:"baseSize,omitempty"`
 	HeadSize int64 `json:"headSize,omitempty"`
+	// Secret is "secret changed" or "secret unchanged" for a file whose
+	// content is a secret (either side): then there is no digest, size or
+	// diff, only that line.
+	Secret string `json:"secret,omitempty"`
 
 	baseLen, headLen int64 // the sizes, for a summary made after the diff
 }

@@ -120,7 +120,7 @@ func (b *diffBudget) trimReport(hosts []*HostChange) {
 		}
 		for i := range hc.Files {
 			fc := &hc.Files[i]
-			if fc.Omitted == OmittedSize || fc.Diff == "" {
+			if fc.Omitted == OmittedSize || fc.Diff == "" || fc.Secret != "" {
 				continue
 			}
 			if !full && fc.Omitted == "" && total+int64(len(fc.Diff)) <= b.reportLimit() {
