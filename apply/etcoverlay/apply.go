@@ -251,7 +251,7 @@ func (w *Writer) keepOriginal(ctx context.Context, tree *dirTree, rel string, wa
 	if err != nil {
 		return err
 	}
-	obs, err := observe(dirfd, name, -1)
+	obs, err := observe(dirfd, name, -1, w.digesterLike(want.SHA256))
 	if err != nil {
 		return err
 	}
@@ -277,7 +277,7 @@ func applyChange(tree *dirTree, c *Change) error {
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", verb, c.Path, err)
 	}
-	obs, err := observe(dirfd, name, 0)
+	obs, err := observe(dirfd, name, 0, c.digest)
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", verb, c.Path, err)
 	}

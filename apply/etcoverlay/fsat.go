@@ -2,7 +2,6 @@ package etcoverlay
 
 import (
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -84,9 +83,10 @@ type observed struct {
 	size     int64
 	mode     uint32 // permission bits, 07777
 	uid, gid int
-	sha      string // hex sha256 of the content (regular files only)
+	sha      string // hex sha256 of the content, keyed for secrets (regular files only)
 	content  []byte // the first `keep` bytes asked for, or all of them
 	complete bool   // content is the whole file
+	digest   digester
 }
 
 func (o observed) exists() bool { return o.kind != kindMissing }
@@ -195,7 +195,7 @@ func initNewDir(fd, parent int) error {
 // observe looks at name in dirfd without following a symbolic link. For a
 // regular file it hashes the whole content and keeps its first keep bytes
 // (keep < 0: all of it).
-func observe(dirfd int, name string, keep int) (observed, error) {
+func observe(dirfd int, name string, keep int, dg digester) (observed, error) {
 	var st unix.Stat_t
 	if err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		if errors.Is(err, unix.ENOENT) {
@@ -204,11 +204,12 @@ func observe(dirfd int, name string, keep int) (observed, error) {
 		return observed{}, err
 	}
 	o := observed{
-		kind: kindOf(uint32(st.Mode)),
-		size: st.Size,
-		mode: uint32(st.Mode) & 0o7777,
-		uid:  int(st.Uid),
-		gid:  int(st.Gid),
+		digest: dg,
+		kind:   kindOf(uint32(st.Mode)),
+		size:   st.Size,
+		mode:   uint32(st.Mode) & 0o7777,
+		uid:    int(st.Uid),
+		gid:    int(st.Gid),
 	}
 	if o.kind != kindRegular {
 		return o, nil
@@ -228,7 +229,7 @@ func observe(dirfd int, name string, keep int) (observed, error) {
 		return observed{}, errors.New("changed while being read")
 	}
 	o.size, o.mode, o.uid, o.gid = st2.Size, uint32(st2.Mode)&0o7777, int(st2.Uid), int(st2.Gid)
-	if err := readContent(fd, &o, keep); err != nil {
+	if err := readContent(fd, &o, keep, dg); err != nil {
 		return observed{}, err
 	}
 	return o, nil
@@ -240,7 +241,7 @@ var copyBuffers = sync.Pool{New: func() any { return new([32 << 10]byte) }}
 // readContent hashes the file open at fd and keeps its first keep bytes
 // (keep < 0: all). Small files, the common case in /etc, are read in one
 // go into a buffer of their size.
-func readContent(fd int, o *observed, keep int) error {
+func readContent(fd int, o *observed, keep int, dg digester) error {
 	if keep < 0 || o.size <= int64(keep) {
 		buf := make([]byte, 0, o.size+1) // +1: a short read then means EOF
 		for {
@@ -260,15 +261,14 @@ func readContent(fd int, o *observed, keep int) error {
 				break
 			}
 		}
-		sum := sha256.Sum256(buf)
-		o.sha, o.size = hex.EncodeToString(sum[:]), int64(len(buf))
+		o.sha, o.size = dg.sum(buf), int64(len(buf))
 		o.content, o.complete = buf, true
 		if keep >= 0 && len(buf) > keep { // it grew while being read
 			o.content, o.complete = buf[:keep], false
 		}
 		return nil
 	}
-	h := sha256.New()
+	h := dg.newHash()
 	chunk := copyBuffers.Get().(*[32 << 10]byte)
 	defer copyBuffers.Put(chunk)
 	kept := make([]byte, 0, keep)
@@ -290,7 +290,7 @@ func readContent(fd int, o *observed, keep int) error {
 		}
 		total += int64(n)
 	}
-	o.sha, o.size = hex.EncodeToString(h.Sum(nil)), total
+	o.sha, o.size = dg.format(h.Sum(nil)), total
 	o.content, o.complete = kept, total <= int64(keep)
 	return nil
 }

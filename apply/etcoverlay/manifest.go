@@ -216,7 +216,7 @@ func (w *Writer) saveOriginal(ctx context.Context, sha string, content []byte) e
 	}
 	dir := filepath.Join(w.stateDir, OriginalsDir)
 	p := filepath.Join(dir, sha)
-	if existing, err := os.ReadFile(p); err == nil && sha256Hex(existing) == sha {
+	if existing, err := os.ReadFile(p); err == nil && w.digesterLike(sha).sum(existing) == sha {
 		return nil
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -239,8 +239,8 @@ func (w *Writer) readOriginal(sha string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if got := sha256Hex(data); got != sha {
-		return nil, fmt.Errorf("%s is damaged: its sha256 is %s", p, got)
+	if got := w.digesterLike(sha).sum(data); got != sha {
+		return nil, fmt.Errorf("%s is damaged: its digest is %s", p, got)
 	}
 	return data, nil
 }

@@ -86,7 +86,7 @@ func (r *idResolver) readDB(files []string) (map[string]int, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read %s: %w", hostPath(rel), err)
 		}
-		o, err := observe(dirfd, name, -1)
+		o, err := observe(dirfd, name, -1, digester{})
 		if err != nil {
 			return nil, fmt.Errorf("read %s: %w", hostPath(rel), err)
 		}

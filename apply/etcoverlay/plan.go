@@ -198,7 +198,10 @@ func (pl *planner) desired(f *hostspec.EtcFile) (*desiredFile, error) {
 	if uint32(f.Mode) > 0o7777 {
 		return nil, fmt.Errorf("mode %o is not a permission (at most 07777)", uint32(f.Mode))
 	}
-	sha := sha256Hex(f.Content)
+	if err := pl.w.checkSecret(f); err != nil {
+		return nil, err
+	}
+	sha := pl.w.digesterFor(d, nil).sum(f.Content)
 	if f.SHA256 != "" && f.SHA256 != sha {
 		return nil, fmt.Errorf("content does not match its sha256 (spec says %s, content is %s)", f.SHA256, sha)
 	}

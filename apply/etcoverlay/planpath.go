@@ -16,7 +16,8 @@ func (pl *planner) path(hp string, d *desiredFile, e *entry) {
 	p := pl.plan
 	rel := hp[1:]
 	dirRel, name := splitRel(rel)
-	obs, dirfd, ok := pl.observePath(hp, dirRel, name)
+	dg := pl.w.digesterFor(d, e)
+	obs, dirfd, ok := pl.observePath(hp, dirRel, name, dg)
 	if !ok {
 		return
 	}
@@ -54,13 +55,13 @@ func (pl *planner) path(hp string, d *desiredFile, e *entry) {
 // observePath looks at what is on disk at hp, whose directory is dirRel. It
 // reports ok false when it could not and recorded a problem instead; dirfd
 // is meaningful only when the directory exists.
-func (pl *planner) observePath(hp, dirRel, name string) (obs observed, dirfd int, ok bool) {
+func (pl *planner) observePath(hp, dirRel, name string, dg digester) (obs observed, dirfd int, ok bool) {
 	obs = observed{kind: kindMissing}
 	dirfd, err := pl.tree.dir(dirRel, false)
 	switch {
 	case err == nil:
 		pl.parents[dirRel] = true
-		obs, err = observe(dirfd, name, pl.w.diffLimit)
+		obs, err = observe(dirfd, name, pl.w.diffLimit, dg)
 		if err != nil {
 			pl.problem(hp, fmt.Errorf("read %s: %w", hp, err))
 			return obs, dirfd, false
@@ -262,6 +263,11 @@ func (pl *planner) change(c Change, hp, rel string, f *hostspec.EtcFile, obs obs
 		}
 	}
 	c.owed = owedFor(rel, f.OnChange)
+	c.digest = obs.digest
+	if c.digest.keyed() || f.Secret != nil {
+		// A secret's content is never shown, on either side.
+		c.BeforeContent, c.AfterContent, c.ContentOmitted = nil, nil, true
+	}
 	pl.plan.Changes = append(pl.plan.Changes, c)
 }
 

@@ -58,6 +58,7 @@ type Writer struct {
 	diffLimit  int
 	bootIDFile string
 	labels     LabelSource // nil: SELinux labelling off
+	secretKey  []byte      // for secret files' digests; nil: no secrets
 
 	// The parsed manifest, reused while the file is the same one: the
 	// agent's no-op pass then costs no JSON decoding.
@@ -74,6 +75,7 @@ type options struct {
 	diffLimit  int
 	bootIDFile string
 	labels     LabelSource
+	secretKey  []byte
 }
 
 // WithSystemctl sets the command used for onChange actions; the verb and
@@ -141,6 +143,7 @@ func New(root, stateDir string, opts ...Option) (*Writer, error) {
 		diffLimit:  o.diffLimit,
 		bootIDFile: o.bootIDFile,
 		labels:     o.labels,
+		secretKey:  o.secretKey,
 	}, nil
 }
 
@@ -206,6 +209,7 @@ type Change struct {
 	final         *entry      // manifest entry once done; nil: forget the path
 	owed          owedActions // what the change needs once done
 	label         string      // SELinux label to give the written file ("": none)
+	digest        digester    // how the plan hashed the path
 }
 
 // ContentChanged reports whether the change alters the file's content (or
