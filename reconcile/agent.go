@@ -59,6 +59,10 @@ type Config struct {
 	// LimitCeilings are the most the fleet repository's limits may be
 	// raised to on this host (hostspec.WithLimitCeilings).
 	LimitCeilings hostspec.Limits
+	// AgeIdentityFiles and SSHHostKeys are the host's own keys for the
+	// secrets of its spec (secrets.LoadKeyring); never from the repository.
+	AgeIdentityFiles []string
+	SSHHostKeys      []string
 	// Systemctl runs health checks of type systemd.
 	Systemctl string
 	// FaultPoint makes the agent SIGKILL itself when it reaches the named

@@ -33,6 +33,10 @@ const (
 	// ReasonHostPolicyUnavailable: the host's containers policy could not
 	// be evaluated (not: it refused the image, which is host-policy).
 	ReasonHostPolicyUnavailable Reason = "host-policy-unavailable"
+	// ReasonSecret: a secret of the spec cannot be opened with this host's
+	// keys (not encrypted to them, tampered with, or the host's key files
+	// are unreadable); the whole pass is refused and nothing changes.
+	ReasonSecret Reason = "secret"
 	// ReasonInternal is an error that carries no reason of its own.
 	ReasonInternal Reason = "internal"
 )

@@ -28,6 +28,13 @@ func (a *Agent) pass(ctx context.Context, opts PassOptions, j *Journal, st *Stat
 	}
 	a.fault("resolved")
 
+	if r.ferr == nil {
+		if r.spec, err = a.decryptSecrets(ctx, r.spec, r.desired.Commit); err != nil {
+			res.Plan = Plan{State: StateRefused, Reason: "a secret of the spec cannot be opened on this host; nothing was changed", Steps: []Step{}}
+			return res, err
+		}
+	}
+
 	// /etc: what would change, and drift.
 	var etcPlan *etcoverlay.Plan
 	if r.ferr == nil {

@@ -98,6 +98,8 @@ func buildAgent(cfg *Config, log *slog.Logger, metrics *reconcile.Metrics, allow
 		GitRemote:          cfg.Repo.URL,
 		NetworkTimeout:     cfg.Network.Timeout,
 		LimitCeilings:      ceilings,
+		AgeIdentityFiles:   cfg.Secrets.AgeIdentityFiles,
+		SSHHostKeys:        cfg.Secrets.sshHostKeys(cfg.Root),
 		FaultPoint:         os.Getenv("BOOTSYNC_FAULT_POINT"),
 		Clock:              clock,
 		Logger:             log,
@@ -166,7 +168,15 @@ func newEtcWriter(cfg *Config) (*etcoverlay.Writer, error) {
 		}
 		opts = append(opts, etcoverlay.WithLabels(labels))
 	}
-	w, err := etcoverlay.New(cfg.Root, filepath.Join(cfg.StateDir, "etc"), opts...)
+	// Secret files are tracked by digests keyed with this host's own key,
+	// made on first use in the writer's state directory.
+	etcState := filepath.Join(cfg.StateDir, "etc")
+	key, err := etcoverlay.LoadSecretDigestKey(context.Background(), etcState, true)
+	if err != nil {
+		return nil, fmt.Errorf("/etc writer: %w", err)
+	}
+	opts = append(opts, etcoverlay.WithSecretDigestKey(key))
+	w, err := etcoverlay.New(cfg.Root, etcState, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("/etc writer: %w", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -21,6 +22,7 @@ import (
 	"github.com/bootsync/bootsync/internal/boundedread"
 	"github.com/bootsync/bootsync/internal/netdeadline"
 	"github.com/bootsync/bootsync/policy"
+	"github.com/bootsync/bootsync/secrets"
 )
 
 // Config files, lowest precedence first. The image ships the defaults; the
@@ -49,6 +51,7 @@ type Config struct {
 	Agent    AgentConfig    `mapstructure:"agent" yaml:"agent"`
 	Network  NetworkConfig  `mapstructure:"network" yaml:"network"`
 	Limits   LimitsConfig   `mapstructure:"limits" yaml:"limits"`
+	Secrets  SecretsConfig  `mapstructure:"secrets" yaml:"secrets"`
 
 	// files are the configuration files that were read.
 	files []string
@@ -60,6 +63,31 @@ type EtcConfig struct {
 	// files this configuration names) that the fleet may manage anyway: a
 	// file, or a directory and everything below it.
 	AllowReserved []string `mapstructure:"allowReserved" yaml:"allowReserved"`
+}
+
+// SecretsConfig names the host's own keys for the secrets of its spec
+// (docs/secrets.md). They are read from this host only, never from the
+// fleet repository, and the fleet may not write them (reserved paths).
+type SecretsConfig struct {
+	// AgeIdentityFiles are age identity files (age-keygen's format).
+	AgeIdentityFiles []string `mapstructure:"ageIdentityFiles" yaml:"ageIdentityFiles"`
+	// SSHHostKeys are OpenSSH private host keys used as age identities
+	// (Ed25519 also as the X25519 identity ssh-to-age derives). Unset:
+	// /etc/ssh/ssh_host_ed25519_key and /etc/ssh/ssh_host_rsa_key under
+	// root; a missing one is skipped. [] turns them off.
+	SSHHostKeys []string `mapstructure:"sshHostKeys" yaml:"sshHostKeys"`
+}
+
+// sshHostKeys are the SSH host keys to decrypt with.
+func (s SecretsConfig) sshHostKeys(root string) []string {
+	if s.SSHHostKeys != nil {
+		return s.SSHHostKeys
+	}
+	out := make([]string, len(secrets.DefaultSSHHostKeys))
+	for i, p := range secrets.DefaultSSHHostKeys {
+		out[i] = filepath.Join(root, p)
+	}
+	return out
 }
 
 // AgentConfig says how the agent shares the host with other software.
@@ -177,6 +205,7 @@ func defaultConfig() map[string]any {
 		"limits.repoSize":                 "",
 		"limits.templateSteps":            "",
 		"limits.templateMemory":           "",
+		"secrets.ageIdentityFiles":        []string{},
 	}
 }
 
@@ -320,7 +349,8 @@ func (c *Config) validate() error {
 func (c *Config) namedFiles() []string {
 	a := c.Repo.Auth
 	out := slices.Concat(c.files, c.Trust.SigningKeys, c.Trust.CommitKeys, c.Trust.FleetKeys,
-		[]string{a.UsernameFile, a.PasswordFile, a.SSHKeyFile, a.KnownHostsFile, a.CAFile, c.StateDir})
+		[]string{a.UsernameFile, a.PasswordFile, a.SSHKeyFile, a.KnownHostsFile, a.CAFile, c.StateDir},
+		c.Secrets.AgeIdentityFiles, c.Secrets.sshHostKeys(c.Root))
 	for i, f := range out {
 		out[i] = etcoverlay.HostPath(c.Root, f)
 	}
