@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io/fs"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -251,4 +252,29 @@ func flip(c byte) string {
 		return "p"
 	}
 	return "q"
+}
+
+// TestHostileSecretFiles: a secret path that is a symbolic link out of the
+// repository, and an encrypted file over limits.fileSize, are refused at
+// the entry's line; nothing is decrypted or read beyond the limit.
+func TestHostileSecretFiles(t *testing.T) {
+	sf := newSecretFleet(t)
+	host := header + "kind: Host\nmetadata: {name: web-01}\nspec:\n  etc:\n    - {path: /etc/a, sops: secrets/link.yaml}\n    - {path: /etc/b, age: secrets/huge.age}\n"
+	fsys := with(sf.fs, "hosts/web-01.yaml", host,
+		"fleet.yaml", header+"kind: Fleet\nmetadata: {name: f}\nspec: {image: registry.example.com/os:1}\nlimits: {fileSize: 2Ki}\n",
+		"secrets/huge.age", strings.Repeat("x", 8<<10))
+	fsys["secrets/link.yaml"] = &fstest.MapFile{Data: []byte("../../etc/shadow"), Mode: fs.ModeSymlink | 0o777}
+	_, err := Load(context.Background(), fsys)
+	if err == nil {
+		t.Fatal("loaded")
+	}
+	list := problems(t, err)
+	var escape, huge bool
+	for _, e := range list {
+		escape = escape || e.Field == "spec.etc[0].sops" && e.Line == lineOf(t, host, "link.yaml") && strings.Contains(e.Msg, "outside")
+		huge = huge || e.Field == "spec.etc[1].age" && e.Line == lineOf(t, host, "huge.age") && e.Limit == "fileSize"
+	}
+	if !escape || !huge {
+		t.Errorf("escape %v, huge %v; got %v", escape, huge, list)
+	}
 }
