@@ -83,3 +83,37 @@ func BenchmarkLoad(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkLoadForOneHost is what an agent or `bootsync render HOST` pays
+// for a new commit: loading the repository for one host (its own file
+// decoded, the others only listed) against loading it whole, in the same
+// process. Compare the two sub-benchmarks' ns/op.
+func BenchmarkLoadForOneHost(b *testing.B) {
+	fsys := generated(b, 10000, 50).MapFS()
+	ctx := context.Background()
+	whole, err := Load(ctx, fsys)
+	if err != nil {
+		b.Fatal(err)
+	}
+	host := whole.HostNames()[len(whole.HostNames())/2]
+	for _, tc := range []struct {
+		name string
+		opts []LoadOption
+	}{
+		{"whole", nil},
+		{"own-file", []LoadOption{WithHostFiles(func(n string) bool { return n == host })}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				repo, err := Load(ctx, fsys, tc.opts...)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := repo.Resolve(ctx, host, nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -5,31 +5,18 @@ import (
 	"errors"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/bootsync/bootsync/gitsource"
 	"github.com/bootsync/bootsync/hostspec"
+	"github.com/bootsync/bootsync/test/gitserver/gittest"
 )
 
 // These tests run against real file systems: os.DirFS over a directory and
 // gitsource.TreeFS over a commit made with the git CLI. Both follow or
 // expose symbolic links, which is what the checks are about.
-
-func gitRun(t *testing.T, dir string, args ...string) {
-	t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(),
-		"GIT_AUTHOR_NAME=Test", "GIT_AUTHOR_EMAIL=test@example.com",
-		"GIT_COMMITTER_NAME=Test", "GIT_COMMITTER_EMAIL=test@example.com",
-		"GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("git %v: %v\n%s", args, err, out)
-	}
-}
 
 func write(t *testing.T, root, name, content string, mode os.FileMode) {
 	t.Helper()
@@ -61,17 +48,10 @@ const fleetHeader = "apiVersion: bootsync.dev/v1alpha1\nkind: Fleet\nspec:\n  im
 // repoKinds runs fn against the same tree as a directory and as a commit.
 func repoKinds(t *testing.T, build func(t *testing.T, root string), fn func(t *testing.T, fsys fs.FS)) {
 	t.Run("DirFS", func(t *testing.T) {
-		root := filepath.Join(t.TempDir(), "repo")
-		build(t, root)
-		fn(t, os.DirFS(root))
+		fn(t, os.DirFS(builtRepo(t, build)))
 	})
 	t.Run("TreeFS", func(t *testing.T) {
-		root := filepath.Join(t.TempDir(), "repo")
-		build(t, root)
-		gitRun(t, root, "init", "-q", "-b", "main")
-		gitRun(t, root, "add", "-A")
-		gitRun(t, root, "commit", "-q", "-m", "fleet")
-		l, err := gitsource.OpenLocal(context.Background(), root)
+		l, err := gitsource.OpenLocal(context.Background(), committedRepo(t, build))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -82,17 +62,45 @@ func repoKinds(t *testing.T, build func(t *testing.T, root string), fn func(t *t
 		fn(t, rev.FS)
 	})
 	t.Run("WorkTree", func(t *testing.T) {
-		root := filepath.Join(t.TempDir(), "repo")
-		build(t, root)
-		gitRun(t, root, "init", "-q", "-b", "main")
-		gitRun(t, root, "add", "-A")
-		gitRun(t, root, "commit", "-q", "-m", "fleet")
-		wt, err := gitsource.OpenWorkTree(context.Background(), root)
+		wt, err := gitsource.OpenWorkTree(context.Background(), committedRepo(t, build))
 		if err != nil {
 			t.Fatal(err)
 		}
 		fn(t, wt)
 	})
+}
+
+// resolveFrom loads the repository in fsys and resolves host, which both
+// must do without a problem.
+func resolveFrom(t *testing.T, fsys fs.FS, host string) *hostspec.HostSpec {
+	t.Helper()
+	r, err := hostspec.Load(context.Background(), fsys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := r.Resolve(context.Background(), host, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// builtRepo returns a fresh directory with the tree build makes in it.
+func builtRepo(t *testing.T, build func(t *testing.T, root string)) string {
+	t.Helper()
+	root := filepath.Join(t.TempDir(), "repo")
+	build(t, root)
+	return root
+}
+
+// committedRepo is builtRepo with the whole tree committed by the git CLI.
+func committedRepo(t *testing.T, build func(t *testing.T, root string)) string {
+	t.Helper()
+	root := builtRepo(t, build)
+	gittest.Git(t, root, nil, "init", "-q", "-b", "main")
+	gittest.Git(t, root, nil, "add", "-A")
+	gittest.Git(t, root, nil, "commit", "-q", "-m", "fleet")
+	return root
 }
 
 // TestSymlinksLeavingTheRepositoryAreRefused commits links that point out
@@ -169,14 +177,7 @@ func TestSymlinksInsideTheRepositoryWork(t *testing.T) {
 		symlink(t, root, "files/tree/run.sh", "../shared/run.sh")
 	}
 	repoKinds(t, build, func(t *testing.T, fsys fs.FS) {
-		r, err := hostspec.Load(context.Background(), fsys)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, err := r.Resolve(context.Background(), "web-01", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		s := resolveFrom(t, fsys, "web-01")
 		got := map[string]string{}
 		modes := map[string]hostspec.FileMode{}
 		for _, f := range s.Etc {
@@ -235,14 +236,7 @@ func TestExecutableBitFromGit(t *testing.T) {
 		write(t, root, "files/common/plain.conf", "x\n", 0o644)
 	}
 	repoKinds(t, build, func(t *testing.T, fsys fs.FS) {
-		r, err := hostspec.Load(context.Background(), fsys)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, err := r.Resolve(context.Background(), "h", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		s := resolveFrom(t, fsys, "h")
 		modes := map[string]hostspec.FileMode{}
 		for _, f := range s.Etc {
 			modes[f.Path] = f.Mode

@@ -72,47 +72,60 @@ func TestMergePrecedenceAndProvenance(t *testing.T) {
 	if !slices.Equal(s.Groups, []string{"seoul"}) {
 		t.Errorf("groups = %v", s.Groups)
 	}
+	checkExampleProvenance(t, fsys, s)
+	checkExampleValues(t, fsys, s)
+	checkExampleHealth(t, fsys, s)
+	checkExampleEtc(t, s)
+}
 
-	checks := []struct {
-		key  string
-		want Source
-	}{
-		{"image", at(t, fsys, "fleet.yaml", "image: registry.example.com/os/base:stable")},
-		{"vars.ntp", at(t, fsys, "groups/seoul.yaml", "ntp: ntp.seoul")},
-		{"vars.dc", at(t, fsys, "groups/seoul.yaml", "dc: seoul")},
-		{"vars.ip", at(t, fsys, "hosts/web-01.yaml", "ip: 10.0.0.11")},
-		{"vars.net", at(t, fsys, "fleet.yaml", "vars: {ntp")},
-		{"vars.net.dns", at(t, fsys, "fleet.yaml", "vars: {ntp")},
-		{"update.reboot", at(t, fsys, "fleet.yaml", "reboot: window")},
-		{"update.windows", at(t, fsys, "fleet.yaml", "windows:")},
-		{"update.grace", at(t, fsys, "groups/seoul.yaml", "grace: 10m")},
-		{"update.fleetlock.url", at(t, fsys, "fleet.yaml", "fleetlock:")},
-		{"update.paused", at(t, fsys, "fleet.yaml", "paused: false")},
-		{"update.maxDeferral", Source{}},
-		{"update.softReboot", Source{}},
-		{"policy.registries", at(t, fsys, "fleet.yaml", "registries:")},
-		{"policy.requireSignatures", at(t, fsys, "fleet.yaml", "requireSignatures: true")},
-		{"etc[/etc/chrony.conf]", at(t, fsys, "fleet.yaml", "- path: /etc/chrony.conf")},
-		{"etc[/etc/motd]", at(t, fsys, "fleet.yaml", "- path: /etc/motd")},
-		{"etc[/etc/sysctl.d/10-net.conf]", at(t, fsys, "fleet.yaml", "- from: files/common")},
-		{"etc[/etc/NetworkManager/system-connections/eth0.nmconnection]", at(t, fsys, "hosts/web-01.yaml", "eth0.nmconnection")},
-		{"health[api]", at(t, fsys, "fleet.yaml", "name: api")},
-		{"health[api].http", at(t, fsys, "fleet.yaml", "name: api")},
-		{"health[api].timeout", at(t, fsys, "groups/seoul.yaml", "timeout: 30s")},
-		{"health[api].retries", at(t, fsys, "fleet.yaml", "name: api")},
-		{"health[db]", at(t, fsys, "hosts/web-01.yaml", "name: db")},
-		{"health[db].systemd", at(t, fsys, "hosts/web-01.yaml", "name: db")},
-		{"health[sshd].timeout", Source{}},
-		{"health[sshd].required", Source{}},
-	}
-	for _, c := range checks {
+// exampleProvenance says where each of web-01's values comes from: the
+// first line of file containing marker, or the default where file is "".
+var exampleProvenance = []struct{ key, file, marker string }{
+	{"image", "fleet.yaml", "image: registry.example.com/os/base:stable"},
+	{"vars.ntp", "groups/seoul.yaml", "ntp: ntp.seoul"},
+	{"vars.dc", "groups/seoul.yaml", "dc: seoul"},
+	{"vars.ip", "hosts/web-01.yaml", "ip: 10.0.0.11"},
+	{"vars.net", "fleet.yaml", "vars: {ntp"},
+	{"vars.net.dns", "fleet.yaml", "vars: {ntp"},
+	{"update.reboot", "fleet.yaml", "reboot: window"},
+	{"update.windows", "fleet.yaml", "windows:"},
+	{"update.grace", "groups/seoul.yaml", "grace: 10m"},
+	{"update.fleetlock.url", "fleet.yaml", "fleetlock:"},
+	{"update.paused", "fleet.yaml", "paused: false"},
+	{"update.maxDeferral", "", ""},
+	{"update.softReboot", "", ""},
+	{"policy.registries", "fleet.yaml", "registries:"},
+	{"policy.requireSignatures", "fleet.yaml", "requireSignatures: true"},
+	{"etc[/etc/chrony.conf]", "fleet.yaml", "- path: /etc/chrony.conf"},
+	{"etc[/etc/motd]", "fleet.yaml", "- path: /etc/motd"},
+	{"etc[/etc/sysctl.d/10-net.conf]", "fleet.yaml", "- from: files/common"},
+	{"etc[/etc/NetworkManager/system-connections/eth0.nmconnection]", "hosts/web-01.yaml", "eth0.nmconnection"},
+	{"health[api]", "fleet.yaml", "name: api"},
+	{"health[api].http", "fleet.yaml", "name: api"},
+	{"health[api].timeout", "groups/seoul.yaml", "timeout: 30s"},
+	{"health[api].retries", "fleet.yaml", "name: api"},
+	{"health[db]", "hosts/web-01.yaml", "name: db"},
+	{"health[db].systemd", "hosts/web-01.yaml", "name: db"},
+	{"health[sshd].timeout", "", ""},
+	{"health[sshd].required", "", ""},
+}
+
+// checkExampleProvenance compares web-01's provenance with
+// exampleProvenance, and checks it records nothing that is not in the spec.
+func checkExampleProvenance(t *testing.T, fsys fstest.MapFS, s *HostSpec) {
+	t.Helper()
+	for _, c := range exampleProvenance {
+		var want Source // the default's
+		if c.file != "" {
+			want = at(t, fsys, c.file, c.marker)
+		}
 		got, ok := s.Provenance[c.key]
 		if !ok {
 			t.Errorf("provenance has no %q", c.key)
 			continue
 		}
-		if !sameLine(got, c.want) {
-			t.Errorf("provenance[%q] = %v, want %v", c.key, got, c.want)
+		if !sameLine(got, want) {
+			t.Errorf("provenance[%q] = %v, want %v", c.key, got, want)
 		}
 	}
 	for _, gone := range []string{"health[old]", "health[old].disabled", "health[db].tcp", "vars.net.domain.x", "etc[/etc/common]"} {
@@ -124,9 +137,12 @@ func TestMergePrecedenceAndProvenance(t *testing.T) {
 	if got := s.Provenance["update.maxDeferral"].String(); got != "(default)" {
 		t.Errorf("default source renders as %q", got)
 	}
+}
 
-	// Values.
-	if s.Image.Ref != "registry.example.com/os/base:stable" || !sameLine(s.Image.Source, checks[0].want) {
+// checkExampleValues checks web-01's image, vars, update and policy.
+func checkExampleValues(t *testing.T, fsys fstest.MapFS, s *HostSpec) {
+	t.Helper()
+	if s.Image.Ref != "registry.example.com/os/base:stable" || !sameLine(s.Image.Source, at(t, fsys, "fleet.yaml", "image: registry.example.com/os/base:stable")) {
 		t.Errorf("image = %+v", s.Image)
 	}
 	if s.Vars["ntp"] != "ntp.seoul.example.com" || s.Vars["ip"] != "10.0.0.11" || s.Vars["dc"] != "seoul" {
@@ -149,9 +165,12 @@ func TestMergePrecedenceAndProvenance(t *testing.T) {
 	if !s.Policy.RequireSignatures || !slices.Equal(s.Policy.Registries, []string{"registry.example.com/os"}) {
 		t.Errorf("policy = %+v", s.Policy)
 	}
+}
 
-	// Health: merged by name, field by field; a new type replaces the old
-	// one; disabled checks are dropped; sorted by name.
+// checkExampleHealth: checks merge by name, field by field; a new type
+// replaces the old one; disabled checks are dropped; sorted by name.
+func checkExampleHealth(t *testing.T, fsys fstest.MapFS, s *HostSpec) {
+	t.Helper()
 	var names []string
 	for _, h := range s.Health {
 		names = append(names, h.Name)
@@ -172,9 +191,13 @@ func TestMergePrecedenceAndProvenance(t *testing.T) {
 	if time.Duration(sshd.Timeout) != DefaultCheckTimeout || sshd.Retries != DefaultCheckRetries || sshd.Required != DefaultCheckRequired {
 		t.Errorf("sshd defaults = %+v", sshd)
 	}
+}
 
-	// /etc: sorted by path; explicit entries beat a directory's file of the
-	// same layer; templates rendered with the host's data.
+// checkExampleEtc: files are sorted by path; explicit entries beat a
+// directory's file of the same layer; templates are rendered with the
+// host's data.
+func checkExampleEtc(t *testing.T, s *HostSpec) {
+	t.Helper()
 	var paths []string
 	for _, f := range s.Etc {
 		paths = append(paths, f.Path)

@@ -136,16 +136,9 @@ type waveDoc struct {
 var waveObject = objectOf(
 	field[waveDoc]{key: "bucket", parse: func(d *decoder, v *yaml.Node, f string, doc *waveDoc) {
 		doc.sawBucket = true
-		s, ok := d.text(v, f)
-		if !ok {
-			return
+		if s, lo, hi, ok := d.bucketRange(v, f); ok {
+			doc.w.Bucket, doc.w.Lo, doc.w.Hi, doc.bucketOK = s, lo, hi, true
 		}
-		lo, hi, msg := parseBucketRange(s)
-		if msg != "" {
-			d.failf(v, f, "%s", msg)
-			return
-		}
-		doc.w.Bucket, doc.w.Lo, doc.w.Hi, doc.bucketOK = s, lo, hi, true
 	}},
 	field[waveDoc]{key: "soak", parse: func(d *decoder, v *yaml.Node, f string, doc *waveDoc) {
 		if x, ok := d.duration(v, f); ok {

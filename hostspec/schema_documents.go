@@ -183,17 +183,10 @@ var selectorObject = objectOf(
 		sd.some = sd.some || len(sd.s.Labels) > 0
 	}},
 	field[selectorDecoding]{key: "bucket", parse: func(d *decoder, v *yaml.Node, f string, sd *selectorDecoding) {
-		text, ok := d.text(v, f)
-		if !ok {
-			return
+		if text, lo, hi, ok := d.bucketRange(v, f); ok {
+			sd.s.Bucket, sd.s.bucketLo, sd.s.bucketHi, sd.s.hasBucket = text, lo, hi, true
+			sd.some = true
 		}
-		lo, hi, msg := parseBucketRange(text)
-		if msg != "" {
-			d.failf(v, f, "%s", msg)
-			return
-		}
-		sd.s.Bucket, sd.s.bucketLo, sd.s.bucketHi, sd.s.hasBucket = text, lo, hi, true
-		sd.some = true
 	}},
 )
 

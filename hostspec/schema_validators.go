@@ -70,6 +70,21 @@ func parseBucketRange(s string) (lo, hi int, msg string) {
 	return lo, hi, ""
 }
 
+// bucketRange decodes a bucket range value, reporting a malformed one; ok
+// is false when there is no usable range.
+func (d *decoder) bucketRange(v *yaml.Node, f string) (text string, lo, hi int, ok bool) {
+	text, ok = d.text(v, f)
+	if !ok {
+		return "", 0, 0, false
+	}
+	lo, hi, msg := parseBucketRange(text)
+	if msg != "" {
+		d.failf(v, f, "%s", msg)
+		return "", 0, 0, false
+	}
+	return text, lo, hi, true
+}
+
 // checkRegistryPrefix validates an allowed repository prefix such as
 // "registry.example.com/os": a registry host with an optional path, no
 // scheme, tag or digest.

@@ -50,228 +50,7 @@ func actions(p Plan) string {
 }
 
 func TestDecide(t *testing.T) {
-	closed := fixedWindow{start: now.Add(36 * time.Hour), end: now.Add(39 * time.Hour)}
-	open := fixedWindow{start: now.Add(-time.Hour), end: now.Add(2 * time.Hour)}
-	withWindow := func(d Desired, w RebootWindow) Desired { d.Windows = w; return d }
-	paused := want(digB, hostspec.RebootImmediate)
-	paused.Update.Paused = true
-	soft := want(digB, hostspec.RebootImmediate)
-	soft.Update.SoftReboot = true
-	deferUsers := want(digB, hostspec.RebootImmediate)
-	deferUsers.Update.DeferRebootWhileUsers = true
-	both := want(digB, hostspec.RebootWindowFleetLock)
-
-	tests := []struct {
-		name       string
-		desired    Desired
-		observed   Observed
-		wantState  State
-		wantSteps  string
-		wantReason string
-	}{
-		{
-			name:      "converged: nothing to do",
-			desired:   want(digA, hostspec.RebootImmediate),
-			observed:  Observed{Booted: dep(digA)},
-			wantState: StateConverged, wantSteps: "",
-		},
-		{
-			name:      "only /etc differs",
-			desired:   want(digA, hostspec.RebootImmediate),
-			observed:  Observed{Booted: dep(digA), EtcChanges: 2},
-			wantState: StateUpdating, wantSteps: "write-etc",
-		},
-		{
-			name:      "new image: /etc first, then stage, then reboot",
-			desired:   want(digB, hostspec.RebootImmediate),
-			observed:  Observed{Booted: dep(digA), Rollback: dep(digC), EtcChanges: 1},
-			wantState: StateUpdating, wantSteps: "write-etc,switch,reboot",
-		},
-		{
-			name:      "already staged: reboot only",
-			desired:   want(digB, hostspec.RebootImmediate),
-			observed:  Observed{Booted: dep(digA), Staged: dep(digB)},
-			wantState: StateUpdating, wantSteps: "reboot",
-		},
-		{
-			name:      "git revert: desired is the rollback deployment, no download",
-			desired:   want(digA, hostspec.RebootImmediate),
-			observed:  Observed{Booted: dep(digB), Rollback: dep(digA)},
-			wantState: StateUpdating, wantSteps: "rollback,reboot",
-		},
-		{
-			name:      "rollback already queued: never toggle it back, just reboot",
-			desired:   want(digA, hostspec.RebootImmediate),
-			observed:  Observed{Booted: dep(digB), Rollback: dep(digA), RollbackQueued: true},
-			wantState: StateUpdating, wantSteps: "reboot",
-		},
-		{
-			name:      "queued rollback away from the desired image is cancelled",
-			desired:   want(digB, hostspec.RebootImmediate),
-			observed:  Observed{Booted: dep(digB), Rollback: dep(digA), RollbackQueued: true},
-			wantState: StateConverged, wantSteps: "cancel-rollback",
-		},
-		{
-			name:      "window closed: stage now, lock the staged deployment, wait",
-			desired:   withWindow(want(digB, hostspec.RebootWindow), closed),
-			observed:  Observed{Booted: dep(digA), Capabilities: Capabilities{DownloadOnly: true}, Now: now},
-			wantState: StateWaiting, wantSteps: "switch,lock-staged",
-			wantReason: "maintenance window opens Fri 2026-11-27 00:00",
-		},
-		{
-			name:      "window closed, old bootc without download-only: stage and wait",
-			desired:   withWindow(want(digB, hostspec.RebootWindow), closed),
-			observed:  Observed{Booted: dep(digA), Now: now},
-			wantState: StateWaiting, wantSteps: "switch",
-		},
-		{
-			name:    "window closed, already staged and locked: nothing to do",
-			desired: withWindow(want(digB, hostspec.RebootWindow), closed),
-			observed: Observed{Booted: dep(digA), Staged: &Deployment{Digest: digB, DownloadOnly: true},
-				Capabilities: Capabilities{DownloadOnly: true}, Now: now},
-			wantState: StateWaiting, wantSteps: "",
-		},
-		{
-			name:    "window open: unlock the staged deployment and reboot",
-			desired: withWindow(want(digB, hostspec.RebootWindow), open),
-			observed: Observed{Booted: dep(digA), Staged: &Deployment{Digest: digB, DownloadOnly: true},
-				Capabilities: Capabilities{DownloadOnly: true}, Now: now},
-			wantState: StateUpdating, wantSteps: "unlock-staged,reboot",
-		},
-		{
-			name:      "fleetlock: take a slot before rebooting",
-			desired:   want(digB, hostspec.RebootFleetLock),
-			observed:  Observed{Booted: dep(digA), Staged: dep(digB)},
-			wantState: StateUpdating, wantSteps: "acquire-lock,reboot",
-		},
-		{
-			name:      "window+fleetlock outside the window: no lock requested",
-			desired:   withWindow(both, closed),
-			observed:  Observed{Booted: dep(digA), Staged: dep(digB), Now: now},
-			wantState: StateWaiting, wantSteps: "",
-		},
-		{
-			name:      "window+fleetlock inside the window: lock, then reboot",
-			desired:   withWindow(both, open),
-			observed:  Observed{Booted: dep(digA), Staged: dep(digB), Now: now},
-			wantState: StateUpdating, wantSteps: "acquire-lock,reboot",
-		},
-		{
-			name:      "manual: staged and waiting for the operator",
-			desired:   want(digB, hostspec.RebootManual),
-			observed:  Observed{Booted: dep(digA), Staged: dep(digB)},
-			wantState: StateWaiting, wantSteps: "",
-			wantReason: "bootsync reboot",
-		},
-		{
-			name:      "manual: the operator asked for the reboot",
-			desired:   want(digB, hostspec.RebootManual),
-			observed:  Observed{Booted: dep(digA), Staged: dep(digB), Journal: &Journal{RebootRequested: true}},
-			wantState: StateUpdating, wantSteps: "reboot",
-		},
-		{
-			name:      "paused: drift is reported, nothing changes",
-			desired:   paused,
-			observed:  Observed{Booted: dep(digA), EtcChanges: 3},
-			wantState: StatePaused, wantSteps: "",
-			wantReason: "3 /etc file(s) differ",
-		},
-		{
-			name:    "booted into the new image after our reboot: re-apply /etc, verify",
-			desired: want(digB, hostspec.RebootImmediate),
-			observed: Observed{Booted: dep(digB), Rollback: dep(digA), BootID: "boot-2", EtcChanges: 1,
-				Journal: &Journal{Pending: &PendingReboot{Kind: "update", Digests: []string{digB}, BootID: "boot-1"}}},
-			wantState: StateVerifying, wantSteps: "write-etc,verify",
-		},
-		{
-			name:    "rebooted but the new image did not boot: quarantine, never reboot again",
-			desired: want(digB, hostspec.RebootImmediate),
-			observed: Observed{Booted: dep(digA), Rollback: dep(digB), BootID: "boot-2",
-				Journal: &Journal{Pending: &PendingReboot{Kind: "update", Digests: []string{digB}, BootID: "boot-1", From: digA}}},
-			wantState: StateQuarantined, wantSteps: "quarantine",
-		},
-		{
-			name:    "rebooted into something else than the update or the image before: quarantine",
-			desired: want(digB, hostspec.RebootImmediate),
-			observed: Observed{Booted: dep(digC), BootID: "boot-2",
-				Journal: &Journal{Pending: &PendingReboot{Kind: "update", Digests: []string{digB}, BootID: "boot-1", From: digA}}},
-			wantState: StateQuarantined, wantSteps: "quarantine",
-		},
-		{
-			name:    "power lost before the staged update was finalized: stage it once more, no quarantine",
-			desired: want(digB, hostspec.RebootImmediate),
-			observed: Observed{Booted: dep(digA), Rollback: dep(digC), BootID: "boot-2",
-				Journal: &Journal{Pending: &PendingReboot{Kind: "update", Digests: []string{digB}, BootID: "boot-1", From: digA}}},
-			wantState: StateUpdating, wantSteps: "restage,switch,reboot", wantReason: "update to",
-		},
-		{
-			name:    "the staged update lost a second time: quarantine, no third reboot",
-			desired: want(digB, hostspec.RebootImmediate),
-			observed: Observed{Booted: dep(digA), BootID: "boot-3",
-				Journal: &Journal{Restaged: digB, Pending: &PendingReboot{Kind: "update", Digests: []string{digB}, BootID: "boot-2", From: digA}}},
-			wantState: StateQuarantined, wantSteps: "quarantine", wantReason: "quarantined",
-		},
-		{
-			name:    "reboot asked for but not done yet (same boot): reboot again",
-			desired: want(digB, hostspec.RebootImmediate),
-			observed: Observed{Booted: dep(digA), Staged: dep(digB), BootID: "boot-1",
-				Journal: &Journal{Pending: &PendingReboot{Kind: "update", Digests: []string{digB}, BootID: "boot-1"}}},
-			wantState: StateUpdating, wantSteps: "reboot",
-		},
-		{
-			name:    "quarantined image is held, even when staged",
-			desired: want(digB, hostspec.RebootImmediate),
-			observed: Observed{Booted: dep(digA), Staged: dep(digB),
-				Journal: &Journal{Quarantine: map[string]QuarantineEntry{digB: {Digest: digB, Reason: "health check api failed"}}}},
-			wantState: StateQuarantined, wantSteps: "", wantReason: "health check api failed",
-		},
-		{
-			name:    "a different digest in Git is tried normally despite an old quarantine",
-			desired: want(digC, hostspec.RebootImmediate),
-			observed: Observed{Booted: dep(digA),
-				Journal: &Journal{Quarantine: map[string]QuarantineEntry{digB: {Digest: digB, Reason: "bad"}}}},
-			wantState: StateUpdating, wantSteps: "switch,reboot",
-		},
-		{
-			name:      "users logged in: defer",
-			desired:   deferUsers,
-			observed:  Observed{Booted: dep(digA), Staged: dep(digB), UsersLoggedIn: 2, Now: now},
-			wantState: StateWaiting, wantSteps: "",
-			wantReason: "2 user session(s)",
-		},
-		{
-			name:    "users logged in past the maximum deferral: reboot",
-			desired: deferUsers,
-			observed: Observed{Booted: dep(digA), Staged: dep(digB), UsersLoggedIn: 2, Now: now,
-				Journal: &Journal{UsersDeferredSince: now.Add(-2 * time.Hour)}},
-			wantState: StateUpdating, wantSteps: "reboot",
-		},
-		{
-			name:      "soft reboot when allowed and capable",
-			desired:   soft,
-			observed:  Observed{Booted: dep(digA), Staged: &Deployment{Digest: digB, SoftRebootCapable: true}, Capabilities: Capabilities{SoftReboot: true}},
-			wantState: StateUpdating, wantSteps: "reboot(soft)",
-		},
-		{
-			name:      "soft reboot allowed but the deployment is not capable: full reboot",
-			desired:   soft,
-			observed:  Observed{Booted: dep(digA), Staged: dep(digB), Capabilities: Capabilities{SoftReboot: true}},
-			wantState: StateUpdating, wantSteps: "reboot",
-		},
-		{
-			name:      "steady on the desired image while holding a lock: release it",
-			desired:   want(digA, hostspec.RebootFleetLock),
-			observed:  Observed{Booted: dep(digA), Journal: &Journal{FleetLockHeld: true}},
-			wantState: StateConverged, wantSteps: "release-lock",
-		},
-		{
-			name:      "not a bootc host",
-			desired:   want(digA, hostspec.RebootImmediate),
-			observed:  Observed{},
-			wantState: StateUnmanaged, wantSteps: "",
-		},
-	}
-	for _, tt := range tests {
+	for _, tt := range decideCases {
 		t.Run(tt.name, func(t *testing.T) {
 			p := Decide(tt.desired, tt.observed)
 			if p.State != tt.wantState || actions(p) != tt.wantSteps {
@@ -283,6 +62,239 @@ func TestDecide(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The windows and update policies TestDecide's cases share, relative to
+// now.
+var (
+	closedWindow = fixedWindow{start: now.Add(36 * time.Hour), end: now.Add(39 * time.Hour)}
+	openWindow   = fixedWindow{start: now.Add(-time.Hour), end: now.Add(2 * time.Hour)}
+
+	pausedUpdate     = withUpdate(want(digB, hostspec.RebootImmediate), func(u *hostspec.UpdatePolicy) { u.Paused = true })
+	softRebootUpdate = withUpdate(want(digB, hostspec.RebootImmediate), func(u *hostspec.UpdatePolicy) { u.SoftReboot = true })
+	usersDeferUpdate = withUpdate(want(digB, hostspec.RebootImmediate), func(u *hostspec.UpdatePolicy) { u.DeferRebootWhileUsers = true })
+	windowLockUpdate = want(digB, hostspec.RebootWindowFleetLock)
+)
+
+func withWindow(d Desired, w RebootWindow) Desired { d.Windows = w; return d }
+
+// withUpdate returns d with its update policy changed by edit.
+func withUpdate(d Desired, edit func(u *hostspec.UpdatePolicy)) Desired {
+	edit(&d.Update)
+	return d
+}
+
+// decideCases are TestDecide's cases: what is desired, what the host has,
+// and the plan Decide must make of them.
+var decideCases = []struct {
+	name       string
+	desired    Desired
+	observed   Observed
+	wantState  State
+	wantSteps  string
+	wantReason string
+}{
+	{
+		name:      "converged: nothing to do",
+		desired:   want(digA, hostspec.RebootImmediate),
+		observed:  Observed{Booted: dep(digA)},
+		wantState: StateConverged, wantSteps: "",
+	},
+	{
+		name:      "only /etc differs",
+		desired:   want(digA, hostspec.RebootImmediate),
+		observed:  Observed{Booted: dep(digA), EtcChanges: 2},
+		wantState: StateUpdating, wantSteps: "write-etc",
+	},
+	{
+		name:      "new image: /etc first, then stage, then reboot",
+		desired:   want(digB, hostspec.RebootImmediate),
+		observed:  Observed{Booted: dep(digA), Rollback: dep(digC), EtcChanges: 1},
+		wantState: StateUpdating, wantSteps: "write-etc,switch,reboot",
+	},
+	{
+		name:      "already staged: reboot only",
+		desired:   want(digB, hostspec.RebootImmediate),
+		observed:  Observed{Booted: dep(digA), Staged: dep(digB)},
+		wantState: StateUpdating, wantSteps: "reboot",
+	},
+	{
+		name:      "git revert: desired is the rollback deployment, no download",
+		desired:   want(digA, hostspec.RebootImmediate),
+		observed:  Observed{Booted: dep(digB), Rollback: dep(digA)},
+		wantState: StateUpdating, wantSteps: "rollback,reboot",
+	},
+	{
+		name:      "rollback already queued: never toggle it back, just reboot",
+		desired:   want(digA, hostspec.RebootImmediate),
+		observed:  Observed{Booted: dep(digB), Rollback: dep(digA), RollbackQueued: true},
+		wantState: StateUpdating, wantSteps: "reboot",
+	},
+	{
+		name:      "queued rollback away from the desired image is cancelled",
+		desired:   want(digB, hostspec.RebootImmediate),
+		observed:  Observed{Booted: dep(digB), Rollback: dep(digA), RollbackQueued: true},
+		wantState: StateConverged, wantSteps: "cancel-rollback",
+	},
+	{
+		name:      "window closed: stage now, lock the staged deployment, wait",
+		desired:   withWindow(want(digB, hostspec.RebootWindow), closedWindow),
+		observed:  Observed{Booted: dep(digA), Capabilities: Capabilities{DownloadOnly: true}, Now: now},
+		wantState: StateWaiting, wantSteps: "switch,lock-staged",
+		wantReason: "maintenance window opens Fri 2026-11-27 00:00",
+	},
+	{
+		name:      "window closed, old bootc without download-only: stage and wait",
+		desired:   withWindow(want(digB, hostspec.RebootWindow), closedWindow),
+		observed:  Observed{Booted: dep(digA), Now: now},
+		wantState: StateWaiting, wantSteps: "switch",
+	},
+	{
+		name:    "window closed, already staged and locked: nothing to do",
+		desired: withWindow(want(digB, hostspec.RebootWindow), closedWindow),
+		observed: Observed{Booted: dep(digA), Staged: &Deployment{Digest: digB, DownloadOnly: true},
+			Capabilities: Capabilities{DownloadOnly: true}, Now: now},
+		wantState: StateWaiting, wantSteps: "",
+	},
+	{
+		name:    "window open: unlock the staged deployment and reboot",
+		desired: withWindow(want(digB, hostspec.RebootWindow), openWindow),
+		observed: Observed{Booted: dep(digA), Staged: &Deployment{Digest: digB, DownloadOnly: true},
+			Capabilities: Capabilities{DownloadOnly: true}, Now: now},
+		wantState: StateUpdating, wantSteps: "unlock-staged,reboot",
+	},
+	{
+		name:      "fleetlock: take a slot before rebooting",
+		desired:   want(digB, hostspec.RebootFleetLock),
+		observed:  Observed{Booted: dep(digA), Staged: dep(digB)},
+		wantState: StateUpdating, wantSteps: "acquire-lock,reboot",
+	},
+	{
+		name:      "window+fleetlock outside the window: no lock requested",
+		desired:   withWindow(windowLockUpdate, closedWindow),
+		observed:  Observed{Booted: dep(digA), Staged: dep(digB), Now: now},
+		wantState: StateWaiting, wantSteps: "",
+	},
+	{
+		name:      "window+fleetlock inside the window: lock, then reboot",
+		desired:   withWindow(windowLockUpdate, openWindow),
+		observed:  Observed{Booted: dep(digA), Staged: dep(digB), Now: now},
+		wantState: StateUpdating, wantSteps: "acquire-lock,reboot",
+	},
+	{
+		name:      "manual: staged and waiting for the operator",
+		desired:   want(digB, hostspec.RebootManual),
+		observed:  Observed{Booted: dep(digA), Staged: dep(digB)},
+		wantState: StateWaiting, wantSteps: "",
+		wantReason: "bootsync reboot",
+	},
+	{
+		name:      "manual: the operator asked for the reboot",
+		desired:   want(digB, hostspec.RebootManual),
+		observed:  Observed{Booted: dep(digA), Staged: dep(digB), Journal: &Journal{RebootRequested: true}},
+		wantState: StateUpdating, wantSteps: "reboot",
+	},
+	{
+		name:      "paused: drift is reported, nothing changes",
+		desired:   pausedUpdate,
+		observed:  Observed{Booted: dep(digA), EtcChanges: 3},
+		wantState: StatePaused, wantSteps: "",
+		wantReason: "3 /etc file(s) differ",
+	},
+	{
+		name:    "booted into the new image after our reboot: re-apply /etc, verify",
+		desired: want(digB, hostspec.RebootImmediate),
+		observed: Observed{Booted: dep(digB), Rollback: dep(digA), BootID: "boot-2", EtcChanges: 1,
+			Journal: &Journal{Pending: &PendingReboot{Kind: "update", Digests: []string{digB}, BootID: "boot-1"}}},
+		wantState: StateVerifying, wantSteps: "write-etc,verify",
+	},
+	{
+		name:    "rebooted but the new image did not boot: quarantine, never reboot again",
+		desired: want(digB, hostspec.RebootImmediate),
+		observed: Observed{Booted: dep(digA), Rollback: dep(digB), BootID: "boot-2",
+			Journal: &Journal{Pending: &PendingReboot{Kind: "update", Digests: []string{digB}, BootID: "boot-1", From: digA}}},
+		wantState: StateQuarantined, wantSteps: "quarantine",
+	},
+	{
+		name:    "rebooted into something else than the update or the image before: quarantine",
+		desired: want(digB, hostspec.RebootImmediate),
+		observed: Observed{Booted: dep(digC), BootID: "boot-2",
+			Journal: &Journal{Pending: &PendingReboot{Kind: "update", Digests: []string{digB}, BootID: "boot-1", From: digA}}},
+		wantState: StateQuarantined, wantSteps: "quarantine",
+	},
+	{
+		name:    "power lost before the staged update was finalized: stage it once more, no quarantine",
+		desired: want(digB, hostspec.RebootImmediate),
+		observed: Observed{Booted: dep(digA), Rollback: dep(digC), BootID: "boot-2",
+			Journal: &Journal{Pending: &PendingReboot{Kind: "update", Digests: []string{digB}, BootID: "boot-1", From: digA}}},
+		wantState: StateUpdating, wantSteps: "restage,switch,reboot", wantReason: "update to",
+	},
+	{
+		name:    "the staged update lost a second time: quarantine, no third reboot",
+		desired: want(digB, hostspec.RebootImmediate),
+		observed: Observed{Booted: dep(digA), BootID: "boot-3",
+			Journal: &Journal{Restaged: digB, Pending: &PendingReboot{Kind: "update", Digests: []string{digB}, BootID: "boot-2", From: digA}}},
+		wantState: StateQuarantined, wantSteps: "quarantine", wantReason: "quarantined",
+	},
+	{
+		name:    "reboot asked for but not done yet (same boot): reboot again",
+		desired: want(digB, hostspec.RebootImmediate),
+		observed: Observed{Booted: dep(digA), Staged: dep(digB), BootID: "boot-1",
+			Journal: &Journal{Pending: &PendingReboot{Kind: "update", Digests: []string{digB}, BootID: "boot-1"}}},
+		wantState: StateUpdating, wantSteps: "reboot",
+	},
+	{
+		name:    "quarantined image is held, even when staged",
+		desired: want(digB, hostspec.RebootImmediate),
+		observed: Observed{Booted: dep(digA), Staged: dep(digB),
+			Journal: &Journal{Quarantine: map[string]QuarantineEntry{digB: {Digest: digB, Reason: "health check api failed"}}}},
+		wantState: StateQuarantined, wantSteps: "", wantReason: "health check api failed",
+	},
+	{
+		name:    "a different digest in Git is tried normally despite an old quarantine",
+		desired: want(digC, hostspec.RebootImmediate),
+		observed: Observed{Booted: dep(digA),
+			Journal: &Journal{Quarantine: map[string]QuarantineEntry{digB: {Digest: digB, Reason: "bad"}}}},
+		wantState: StateUpdating, wantSteps: "switch,reboot",
+	},
+	{
+		name:      "users logged in: defer",
+		desired:   usersDeferUpdate,
+		observed:  Observed{Booted: dep(digA), Staged: dep(digB), UsersLoggedIn: 2, Now: now},
+		wantState: StateWaiting, wantSteps: "",
+		wantReason: "2 user session(s)",
+	},
+	{
+		name:    "users logged in past the maximum deferral: reboot",
+		desired: usersDeferUpdate,
+		observed: Observed{Booted: dep(digA), Staged: dep(digB), UsersLoggedIn: 2, Now: now,
+			Journal: &Journal{UsersDeferredSince: now.Add(-2 * time.Hour)}},
+		wantState: StateUpdating, wantSteps: "reboot",
+	},
+	{
+		name:      "soft reboot when allowed and capable",
+		desired:   softRebootUpdate,
+		observed:  Observed{Booted: dep(digA), Staged: &Deployment{Digest: digB, SoftRebootCapable: true}, Capabilities: Capabilities{SoftReboot: true}},
+		wantState: StateUpdating, wantSteps: "reboot(soft)",
+	},
+	{
+		name:      "soft reboot allowed but the deployment is not capable: full reboot",
+		desired:   softRebootUpdate,
+		observed:  Observed{Booted: dep(digA), Staged: dep(digB), Capabilities: Capabilities{SoftReboot: true}},
+		wantState: StateUpdating, wantSteps: "reboot",
+	},
+	{
+		name:      "steady on the desired image while holding a lock: release it",
+		desired:   want(digA, hostspec.RebootFleetLock),
+		observed:  Observed{Booted: dep(digA), Journal: &Journal{FleetLockHeld: true}},
+		wantState: StateConverged, wantSteps: "release-lock",
+	},
+	{
+		name:      "not a bootc host",
+		desired:   want(digA, hostspec.RebootImmediate),
+		observed:  Observed{},
+		wantState: StateUnmanaged, wantSteps: "",
+	},
 }
 
 func TestDecideSwitchesToDigestNeverTag(t *testing.T) {

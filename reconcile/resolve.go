@@ -44,7 +44,11 @@ func (a *Agent) resolveCommit(ctx context.Context, poll *gitsource.PollResult) (
 		}
 		return perr
 	}
-	repo, err := hostspec.Load(ctx, poll.Revision.FS, hostspec.WithRevision(poll.Commit), hostspec.WithLimitCeilings(a.cfg.LimitCeilings))
+	// Only this host's file is decoded: in a fleet of 100,000 hosts the
+	// others' files would cost every host seconds of CPU per commit, and
+	// a mistake in one of them is not this host's to refuse.
+	own := hostspec.WithHostFiles(func(name string) bool { return name == a.cfg.Host })
+	repo, err := hostspec.Load(ctx, poll.Revision.FS, hostspec.WithRevision(poll.Commit), hostspec.WithLimitCeilings(a.cfg.LimitCeilings), own)
 	if err != nil {
 		return nil, fail("load fleet repository", err)
 	}

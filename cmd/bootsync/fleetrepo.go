@@ -92,15 +92,15 @@ type fleetRevision struct {
 	Repo *hostspec.Repo
 }
 
-// openRevision loads the fleet repository at rev; an empty rev means the
-// files on disk (the working tree), so a PR checkout can be checked before
-// it is committed.
-func (f *repoFlags) openRevision(ctx context.Context, rev string) (*fleetRevision, error) {
+// openRevision loads the fleet repository at rev, with opts for
+// hostspec.Load; an empty rev means the files on disk (the working tree),
+// so a PR checkout can be checked before it is committed.
+func (f *repoFlags) openRevision(ctx context.Context, rev string, opts ...hostspec.LoadOption) (*fleetRevision, error) {
 	side, err := f.revisionSide(ctx, rev)
 	if err != nil {
 		return nil, err
 	}
-	repo, err := side.Load(ctx)
+	repo, err := side.Load(ctx, opts...)
 	if err != nil {
 		return nil, err
 	}

@@ -171,17 +171,35 @@ func TestLockReportsUnresolvableTags(t *testing.T) {
 	}
 }
 
-func TestImageVerify(t *testing.T) {
-	host := ociRegistry(t)
+// signerWithKey returns a new signer whose public key is written to pub.
+func signerWithKey(t *testing.T, pub string) *signer.Signer {
+	t.Helper()
 	s, err := signer.New()
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmp := t.TempDir()
-	pub := filepath.Join(tmp, "fleet.pub")
 	if err := s.WritePublicKey(pub); err != nil {
 		t.Fatal(err)
 	}
+	return s
+}
+
+// refusingRegistry returns the host of a registry that refuses every
+// request for want of credentials.
+func refusingRegistry(t *testing.T) string {
+	locked := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
+		w.WriteHeader(http.StatusUnauthorized)
+	}))
+	t.Cleanup(locked.Close)
+	return strings.TrimPrefix(locked.URL, "http://")
+}
+
+func TestImageVerify(t *testing.T) {
+	host := ociRegistry(t)
+	tmp := t.TempDir()
+	pub := filepath.Join(tmp, "fleet.pub")
+	s := signerWithKey(t, pub)
 	config := filepath.Join(tmp, "config.yaml")
 	writeFile(t, config, `host: {name: web-01}
 root: `+tmp+`
@@ -237,11 +255,8 @@ trust:
 	}
 
 	// A key given on the command line that did not sign: bad signature.
-	other, _ := signer.New()
 	otherPub := filepath.Join(tmp, "other.pub")
-	if err := other.WritePublicKey(otherPub); err != nil {
-		t.Fatal(err)
-	}
+	signerWithKey(t, otherPub)
 	bare := filepath.Join(tmp, "bare.yaml")
 	writeFile(t, bare, "host: {name: web-01}\nroot: "+tmp+"\n")
 	code, out = run(t, "image", "verify", "--config", bare, "--key", otherPub, host+"/os/base@"+signed)
@@ -250,12 +265,7 @@ trust:
 	}
 
 	// No decision possible (the registry refuses our credentials): exit 2.
-	locked := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
-		w.WriteHeader(http.StatusUnauthorized)
-	}))
-	t.Cleanup(locked.Close)
-	lockedHost := strings.TrimPrefix(locked.URL, "http://")
+	lockedHost := refusingRegistry(t)
 	code, out = run(t, "image", "verify", "--config", bare, "--key", pub, lockedHost+"/os/base:stable")
 	if code != 2 || !strings.Contains(out, "unauthorized") || strings.Contains(out, "verdict") {
 		t.Fatalf("registry refusing access: exit %d\n%s", code, out)

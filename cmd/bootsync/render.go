@@ -33,7 +33,10 @@ which file and line set it.`,
 				return fmt.Errorf("--output %q: want yaml or json", output)
 			}
 			ctx := cmd.Context()
-			r, err := rf.openRevision(ctx, rev)
+			// Only this host's file is decoded: the others cannot change
+			// what it gets (`bootsync validate` checks them all).
+			own := hostspec.WithHostFiles(func(name string) bool { return name == args[0] })
+			r, err := rf.openRevision(ctx, rev, own)
 			if err != nil {
 				return reportLoadError(cmd.ErrOrStderr(), err)
 			}

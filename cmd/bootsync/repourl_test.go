@@ -48,10 +48,69 @@ func runBinary(t *testing.T, args ...string) (code int, stdout, stderr string) {
 // read-only command works on it, the password never shows in any output or
 // in the clone kept on disk, and a wrong password is a clear error.
 func TestRepoURLOverHTTPWithBasicAuth(t *testing.T) {
-	const user, password = "fleet-reader", "s3cret-Tok3n-9d1f"
-	srv := gitserver.New(t, gitserver.WithBasicAuth(user, password))
-	repo := gittest.NewRepo(t, srv.InitBare("ops.git"))
-	first := repo.Commit("web-01", map[string]string{
+	f := newBasicAuthFleet(t)
+
+	cache := t.TempDir()
+	f.checkReads(cache)
+
+	// A wrong password (a rotated token, say): exit 1 with an error that
+	// says the server refused the credentials, nothing on stdout, and no
+	// password, old or new, anywhere.
+	wrongCache := t.TempDir()
+	code, stdout, stderr := f.run("validate", "--repo", f.url, "--path", "fleet", "--cache-dir", wrongCache,
+		"--allow-http", "--git-username-file", f.userFile, "--git-password-file", f.wrongFile)
+	if code != 1 || stdout != "" {
+		t.Fatalf("wrong password: exit %d, want 1 and nothing on stdout\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	if !strings.HasPrefix(stderr, "error: ") || !strings.Contains(stderr, f.url) ||
+		!strings.Contains(strings.ToLower(stderr), "authentication") {
+		t.Errorf("wrong password: the error does not say that %s refused the credentials:\n%s", f.url, stderr)
+	}
+
+	// A password file that does not exist is named in the error.
+	missing := filepath.Join(f.secrets, "no-such-file")
+	code, stdout, stderr = f.run("validate", "--repo", f.url, "--cache-dir", wrongCache,
+		"--allow-http", "--git-password-file", missing)
+	if code != 1 || stdout != "" || !strings.Contains(stderr, missing) {
+		t.Errorf("missing password file: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+
+	// Credentials written into the URL itself are redacted from errors.
+	inURL := f.srv.URLWithPassword("missing.git", basicAuthUser, basicAuthPassword)
+	code, stdout, stderr = f.run("validate", "--repo", inURL, "--cache-dir", wrongCache, "--allow-http")
+	if code != 1 || stdout != "" || !strings.Contains(stderr, "missing.git") {
+		t.Errorf("credentials in a URL of a missing repository: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+
+	// Credentials written into the URL of the real repository work too.
+	urlCache := t.TempDir()
+	code, stdout, stderr = f.run("hosts", "--repo", f.srv.URLWithPassword("ops.git", basicAuthUser, basicAuthPassword), "--path", "fleet", "--cache-dir", urlCache, "--allow-http")
+	if code != 0 || !strings.Contains(stdout, "\nweb-02 ") {
+		t.Errorf("credentials in the URL: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+
+	f.checkPasswordNowhere(cache, wrongCache, urlCache)
+}
+
+const basicAuthUser, basicAuthPassword = "fleet-reader", "s3cret-Tok3n-9d1f"
+
+// basicAuthFleet is a fleet repository of two commits served over HTTP
+// behind basic auth, the files that hold the credentials (and an outdated
+// password), and every output bootsync gave, to search for the password.
+type basicAuthFleet struct {
+	t                                 *testing.T
+	srv                               *gitserver.Server
+	url                               string
+	first, second                     string // the commits
+	secrets                           string // the directory of the credential files
+	userFile, passwordFile, wrongFile string
+	outputs                           []string
+}
+
+func newBasicAuthFleet(t *testing.T) *basicAuthFleet {
+	f := &basicAuthFleet{t: t, srv: gitserver.New(t, gitserver.WithBasicAuth(basicAuthUser, basicAuthPassword))}
+	repo := gittest.NewRepo(t, f.srv.InitBare("ops.git"))
+	f.first = repo.Commit("web-01", map[string]string{
 		"fleet/fleet.yaml": `apiVersion: bootsync.dev/v1alpha1
 kind: Fleet
 spec:
@@ -63,39 +122,49 @@ spec:
 `,
 		"fleet/hosts/web-01.yaml": "apiVersion: bootsync.dev/v1alpha1\nkind: Host\nmetadata: {name: web-01}\n",
 	})
-	second := repo.Commit("web-02", map[string]string{
+	f.second = repo.Commit("web-02", map[string]string{
 		"fleet/hosts/web-02.yaml": "apiVersion: bootsync.dev/v1alpha1\nkind: Host\nmetadata: {name: web-02}\n",
 	})
 	repo.Push()
+	f.url = f.srv.URL("ops.git")
 
-	secrets := t.TempDir()
-	userFile := filepath.Join(secrets, "git-username")
-	passwordFile := filepath.Join(secrets, "git-password")
-	wrongFile := filepath.Join(secrets, "git-password-old")
-	for path, content := range map[string]string{userFile: user + "\n", passwordFile: password + "\n", wrongFile: "expired-" + password + "\n"} {
+	f.secrets = t.TempDir()
+	f.userFile = filepath.Join(f.secrets, "git-username")
+	f.passwordFile = filepath.Join(f.secrets, "git-password")
+	f.wrongFile = filepath.Join(f.secrets, "git-password-old")
+	for path, content := range map[string]string{f.userFile: basicAuthUser + "\n", f.passwordFile: basicAuthPassword + "\n", f.wrongFile: "expired-" + basicAuthPassword + "\n"} {
 		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
-	cache := t.TempDir()
-	url := srv.URL("ops.git")
-	remote := func(args ...string) []string {
-		return append(args, "--repo", url, "--path", "fleet", "--cache-dir", cache,
-			"--allow-http", "--git-username-file", userFile, "--git-password-file", passwordFile)
-	}
-	var outputs []string // every stdout and stderr, checked for the password at the end
+	return f
+}
 
+// run runs bootsync and keeps what it printed.
+func (f *basicAuthFleet) run(args ...string) (code int, stdout, stderr string) {
+	code, stdout, stderr = runBinary(f.t, args...)
+	f.outputs = append(f.outputs, stdout, stderr)
+	return code, stdout, stderr
+}
+
+// checkReads reads the fleet with the right credentials, cloning into
+// cache, and checks the server answered.
+func (f *basicAuthFleet) checkReads(cache string) {
+	t := f.t
+	remote := func(args ...string) []string {
+		return append(args, "--repo", f.url, "--path", "fleet", "--cache-dir", cache,
+			"--allow-http", "--git-username-file", f.userFile, "--git-password-file", f.passwordFile)
+	}
 	for _, tc := range []struct {
 		args []string
 		want []string
 	}{
-		{remote("validate"), []string{"fleet repository is valid at " + second + ": 2 hosts, 0 groups\n"}},
+		{remote("validate"), []string{"fleet repository is valid at " + f.second + ": 2 hosts, 0 groups\n"}},
 		{remote("hosts"), []string{"\nweb-01 ", "\nweb-02 "}},
-		{remote("render", "web-02", "--rev", second), []string{"revision: " + second + "\n", "web-02 is managed by bootsync"}},
-		{remote("diff", "--base", first), []string{"1 changed", "+ web-02 (added)"}},
+		{remote("render", "web-02", "--rev", f.second), []string{"revision: " + f.second + "\n", "web-02 is managed by bootsync"}},
+		{remote("diff", "--base", f.first), []string{"1 changed", "+ web-02 (added)"}},
 	} {
-		code, stdout, stderr := runBinary(t, tc.args...)
-		outputs = append(outputs, stdout, stderr)
+		code, stdout, stderr := f.run(tc.args...)
 		if code != 0 || stderr != "" {
 			t.Fatalf("bootsync %s: exit %d\nstdout:\n%s\nstderr:\n%s", tc.args[0], code, stdout, stderr)
 		}
@@ -108,63 +177,26 @@ spec:
 
 	// The reads went to the server (not to some other copy), and succeeded.
 	var served int
-	for _, r := range srv.Requests() {
+	for _, r := range f.srv.Requests() {
 		if r.Status == 200 {
 			served++
 		}
 	}
 	if served == 0 {
-		t.Fatalf("no request was served: %v", srv.Requests())
+		t.Fatalf("no request was served: %v", f.srv.Requests())
 	}
+}
 
-	// A wrong password (a rotated token, say): exit 1 with an error that
-	// says the server refused the credentials, nothing on stdout, and no
-	// password, old or new, anywhere.
-	wrongCache := t.TempDir()
-	args := []string{"validate", "--repo", url, "--path", "fleet", "--cache-dir", wrongCache,
-		"--allow-http", "--git-username-file", userFile, "--git-password-file", wrongFile}
-	code, stdout, stderr := runBinary(t, args...)
-	outputs = append(outputs, stdout, stderr)
-	if code != 1 || stdout != "" {
-		t.Fatalf("wrong password: exit %d, want 1 and nothing on stdout\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
-	}
-	if !strings.HasPrefix(stderr, "error: ") || !strings.Contains(stderr, url) ||
-		!strings.Contains(strings.ToLower(stderr), "authentication") {
-		t.Errorf("wrong password: the error does not say that %s refused the credentials:\n%s", url, stderr)
-	}
-
-	// A password file that does not exist is named in the error.
-	missing := filepath.Join(secrets, "no-such-file")
-	code, stdout, stderr = runBinary(t, "validate", "--repo", url, "--cache-dir", wrongCache,
-		"--allow-http", "--git-password-file", missing)
-	outputs = append(outputs, stdout, stderr)
-	if code != 1 || stdout != "" || !strings.Contains(stderr, missing) {
-		t.Errorf("missing password file: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
-	}
-
-	// Credentials written into the URL itself are redacted from errors.
-	inURL := srv.URLWithPassword("missing.git", user, password)
-	code, stdout, stderr = runBinary(t, "validate", "--repo", inURL, "--cache-dir", wrongCache, "--allow-http")
-	outputs = append(outputs, stdout, stderr)
-	if code != 1 || stdout != "" || !strings.Contains(stderr, "missing.git") {
-		t.Errorf("credentials in a URL of a missing repository: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
-	}
-
-	// Credentials written into the URL of the real repository work too.
-	urlCache := t.TempDir()
-	code, stdout, stderr = runBinary(t, "hosts", "--repo", srv.URLWithPassword("ops.git", user, password), "--path", "fleet", "--cache-dir", urlCache, "--allow-http")
-	outputs = append(outputs, stdout, stderr)
-	if code != 0 || !strings.Contains(stdout, "\nweb-02 ") {
-		t.Errorf("credentials in the URL: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
-	}
-
-	for _, out := range outputs {
-		if strings.Contains(out, password) {
+// checkPasswordNowhere: the password is in no output bootsync gave, nor in
+// the cached clones (their config, their refs).
+func (f *basicAuthFleet) checkPasswordNowhere(caches ...string) {
+	t := f.t
+	for _, out := range f.outputs {
+		if strings.Contains(out, basicAuthPassword) {
 			t.Errorf("the password shows in the output:\n%s", out)
 		}
 	}
-	// Nor is it kept in the cached clones (their config, their refs).
-	for _, dir := range []string{cache, wrongCache, urlCache} {
+	for _, dir := range caches {
 		err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 			if err != nil || d.IsDir() {
 				return err
@@ -173,7 +205,7 @@ spec:
 			if err != nil {
 				return err
 			}
-			if bytes.Contains(data, []byte(password)) {
+			if bytes.Contains(data, []byte(basicAuthPassword)) {
 				t.Errorf("the password is stored in %s", path)
 			}
 			return nil

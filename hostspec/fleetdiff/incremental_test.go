@@ -87,12 +87,20 @@ var (
 // edit changes one file of m the way a pull request would and says what
 // it did.
 func edit(rng *rand.Rand, m fstest.MapFS) string {
-	replace := func(name string, re *regexp.Regexp, with string) string {
+	// change rewrites the named file; pick names none when there is none.
+	change := func(name string, rewrite func([]byte) []byte) string {
 		if name == "" {
 			return "nothing"
 		}
-		m[name].Data = re.ReplaceAll(m[name].Data, []byte(with))
+		m[name].Data = rewrite(m[name].Data)
 		return "edit " + name
+	}
+	replace := func(name string, re *regexp.Regexp, with string) string {
+		return change(name, func(b []byte) []byte { return re.ReplaceAll(b, []byte(with)) })
+	}
+	remove := func(name string) string {
+		delete(m, name)
+		return "delete " + name
 	}
 	switch rng.IntN(12) {
 	case 0:
@@ -100,9 +108,7 @@ func edit(rng *rand.Rand, m fstest.MapFS) string {
 	case 1:
 		return replace(pick(rng, m, "hosts/", ".yaml"), regexp.MustCompile(`ip: 10\.`), "ip: 11.")
 	case 2:
-		name := pick(rng, m, "hosts/", ".yaml")
-		delete(m, name)
-		return "delete " + name
+		return remove(pick(rng, m, "hosts/", ".yaml"))
 	case 3:
 		name := pick(rng, m, "hosts/", ".yaml")
 		if name == "" {
@@ -121,16 +127,9 @@ func edit(rng *rand.Rand, m fstest.MapFS) string {
 	case 7:
 		return replace(pick(rng, m, "groups/", ".yaml"), siteRe, "site: "+[]string{"seoul", "paris", "nowhere"}[rng.IntN(3)])
 	case 8:
-		name := pick(rng, m, "groups/", ".yaml")
-		delete(m, name)
-		return "delete " + name
+		return remove(pick(rng, m, "groups/", ".yaml"))
 	case 9:
-		name := pick(rng, m, "files/", "")
-		if name == "" {
-			return "nothing"
-		}
-		m[name].Data = append(m[name].Data, []byte("# edited\n")...)
-		return "edit " + name
+		return change(pick(rng, m, "files/", ""), func(b []byte) []byte { return append(b, "# edited\n"...) })
 	case 10:
 		m[fmt.Sprintf("files/common/added-%d.conf", rng.IntN(100))] = &fstest.MapFile{Data: []byte("added\n"), Mode: 0o644}
 		return "add a file under files/common"

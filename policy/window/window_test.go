@@ -316,9 +316,6 @@ func oracle(ws []oracleWindow, t time.Time) (open bool, nextStart time.Time) {
 // and random instants over several years, Open and Next agree with each
 // other and with the independent oracle above.
 func TestRandomSchedulesAgreeWithOracle(t *testing.T) {
-	zones := []string{"UTC", "Asia/Seoul", "America/New_York", "Europe/Berlin", "Australia/Lord_Howe",
-		"America/Santiago", "Pacific/Chatham", "Europe/Dublin", "America/St_Johns", "Asia/Kathmandu"}
-	dayList := []string{"sun", "mon", "tue", "wed", "thu", "fri", "sat"}
 	rng := rand.New(rand.NewPCG(1, 2))
 	from := utc(2024, 1, 1, 0, 0)
 	span := utc(2031, 1, 1, 0, 0).Sub(from)
@@ -328,36 +325,7 @@ func TestRandomSchedulesAgreeWithOracle(t *testing.T) {
 		samples = 500
 	}
 	for i := 0; i < samples; i++ {
-		var specs []hostspec.Window
-		var ow []oracleWindow
-		for n := 1 + rng.IntN(3); n > 0; n-- {
-			zone := zones[rng.IntN(len(zones))]
-			loc, err := time.LoadLocation(zone)
-			if err != nil {
-				t.Fatal(err)
-			}
-			w := oracleWindow{days: map[time.Weekday]bool{}, hh: rng.IntN(24), mm: 15 * rng.IntN(4), loc: loc}
-			// Mostly short windows, sometimes up to a week.
-			w.duration = time.Duration(1+rng.IntN(6*60)) * time.Minute
-			if rng.IntN(10) == 0 {
-				w.duration = time.Duration(1+rng.IntN(7*24*60)) * time.Minute
-			}
-			var days []string
-			for d := range dayList {
-				if rng.IntN(4) == 0 {
-					days = append(days, dayList[d])
-					w.days[time.Weekday(d)] = true
-				}
-			}
-			if len(days) == 0 {
-				d := rng.IntN(7)
-				days = append(days, dayList[d])
-				w.days[time.Weekday(d)] = true
-			}
-			specs = append(specs, hostspec.Window{Days: days, Start: time.Date(0, 1, 1, w.hh, w.mm, 0, 0, time.UTC).Format("15:04"),
-				Duration: hostspec.Duration(w.duration), Timezone: zone})
-			ow = append(ow, w)
-		}
+		specs, ow := randomWindows(t, rng)
 		s := mustParse(t, specs...)
 		at := from.Add(time.Duration(rng.Int64N(int64(span))))
 		// Bias some samples onto DST days' small hours, where the bugs are.
@@ -402,6 +370,46 @@ func TestRandomSchedulesAgreeWithOracle(t *testing.T) {
 			}
 		}
 	}
+}
+
+// randomWindows returns one to three random windows, as the fleet writes
+// them and as the oracle sees them.
+func randomWindows(t *testing.T, rng *rand.Rand) ([]hostspec.Window, []oracleWindow) {
+	t.Helper()
+	zones := []string{"UTC", "Asia/Seoul", "America/New_York", "Europe/Berlin", "Australia/Lord_Howe",
+		"America/Santiago", "Pacific/Chatham", "Europe/Dublin", "America/St_Johns", "Asia/Kathmandu"}
+	dayList := []string{"sun", "mon", "tue", "wed", "thu", "fri", "sat"}
+	var specs []hostspec.Window
+	var ow []oracleWindow
+	for n := 1 + rng.IntN(3); n > 0; n-- {
+		zone := zones[rng.IntN(len(zones))]
+		loc, err := time.LoadLocation(zone)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := oracleWindow{days: map[time.Weekday]bool{}, hh: rng.IntN(24), mm: 15 * rng.IntN(4), loc: loc}
+		// Mostly short windows, sometimes up to a week.
+		w.duration = time.Duration(1+rng.IntN(6*60)) * time.Minute
+		if rng.IntN(10) == 0 {
+			w.duration = time.Duration(1+rng.IntN(7*24*60)) * time.Minute
+		}
+		var days []string
+		for d := range dayList {
+			if rng.IntN(4) == 0 {
+				days = append(days, dayList[d])
+				w.days[time.Weekday(d)] = true
+			}
+		}
+		if len(days) == 0 {
+			d := rng.IntN(7)
+			days = append(days, dayList[d])
+			w.days[time.Weekday(d)] = true
+		}
+		specs = append(specs, hostspec.Window{Days: days, Start: time.Date(0, 1, 1, w.hh, w.mm, 0, 0, time.UTC).Format("15:04"),
+			Duration: hostspec.Duration(w.duration), Timezone: zone})
+		ow = append(ow, w)
+	}
+	return specs, ow
 }
 
 func BenchmarkNext(b *testing.B) {

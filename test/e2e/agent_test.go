@@ -230,6 +230,37 @@ func TestBrokenCommitIsIgnoredUntilFixed(t *testing.T) {
 	}
 }
 
+// A mistake in one host's file holds back that host only: every agent
+// decodes its own host file, not the fleet's 100,000.
+func TestBrokenHostFileHoldsBackOnlyItsHost(t *testing.T) {
+	f := newFleet(t)
+	v1 := f.Image("v1", bootcsim.ImageOptions{}, true)
+	v2 := f.Image("v2", bootcsim.ImageOptions{}, true)
+	f.Commit("v1", map[string]string{"fleet.yaml": f.FleetYAML(v1, "")})
+	web1 := f.NewHost("web-01", v1, hostOptions{})
+	web2 := f.NewHost("web-02", v1, hostOptions{})
+	web1.MustPass()
+	web2.MustPass()
+
+	f.Commit("v2, and a typo in web-02's file", map[string]string{
+		"fleet.yaml":        f.FleetYAML(v2, ""),
+		"hosts/web-02.yaml": hostYAML("web-02", "spec:\n  ect: []\n"),
+	})
+	if r := web1.Converge(5); r != 1 || web1.Booted() != digestOf(v2) {
+		t.Fatalf("web-01: %d reboots, booted %s; want 1 and v2", r, web1.Booted())
+	}
+	r := web2.Pass()
+	if r.Exit == 0 || !strings.Contains(r.Stderr, "hosts/web-02.yaml:") || !strings.Contains(r.Stderr, "ect") {
+		t.Fatalf("web-02 with a broken file: %s", r)
+	}
+	if st := web2.Status(); st.LastError == nil || st.LastError.Reason != "invalid-repo" {
+		t.Fatalf("web-02 last error = %+v, want invalid-repo", st.LastError)
+	}
+	if web2.Booted() != digestOf(v1) || web2.Boots() != 0 {
+		t.Fatalf("web-02 changed although its file is broken: booted %s, boots %d", web2.Booted(), web2.Boots())
+	}
+}
+
 // A force-push that rewinds history is refused (a rollback attack); an
 // operator can accept one such commit explicitly.
 func TestForcePushIsRefusedUnlessAllowedOnce(t *testing.T) {

@@ -77,17 +77,7 @@ func TestRegistriesConfMirrorsAndBlocks(t *testing.T) {
 		t.Fatalf("image verify through the mirror: %s", r)
 	}
 
-	// lock: pins the tag through the mirror (the CLI reads the machine's
-	// registries.conf; CONTAINERS_REGISTRIES_CONF points at the host's).
-	lockDir := t.TempDir()
-	writeFile(t, filepath.Join(lockDir, "fleet.yaml"), f.FleetYAML(f.TagRef("v2"), ""))
-	r = h.Run([]string{"CONTAINERS_REGISTRIES_CONF=" + confFile}, "lock", "--repo", lockDir)
-	if r.Exit != 0 {
-		t.Fatalf("lock through the mirror: %s", r)
-	}
-	if lock, _ := os.ReadFile(filepath.Join(lockDir, "bootsync.lock")); !strings.Contains(string(lock), f.TagRef("v2")+": "+digestOf(v2)) {
-		t.Fatalf("bootsync.lock = %s, want %s pinned to %s", lock, f.TagRef("v2"), digestOf(v2))
-	}
+	checkLockThroughMirror(t, f, h, confFile, v2)
 
 	// The agent: converges to v2, switched to the primary's name (bootc
 	// applies its mirrors itself), and its status names the mirror.
@@ -141,6 +131,22 @@ func TestRegistriesConfMirrorsAndBlocks(t *testing.T) {
 	}
 	if h.Booted() != digestOf(v2) {
 		t.Fatalf("the blocked pass changed the host: booted %s", h.Booted())
+	}
+}
+
+// checkLockThroughMirror: lock pins the v2 tag through the mirror (the CLI
+// reads the machine's registries.conf; CONTAINERS_REGISTRIES_CONF points
+// at the host's).
+func checkLockThroughMirror(t *testing.T, f *fleettest.Fleet, h *fleettest.Host, confFile, v2 string) {
+	t.Helper()
+	lockDir := t.TempDir()
+	writeFile(t, filepath.Join(lockDir, "fleet.yaml"), f.FleetYAML(f.TagRef("v2"), ""))
+	r := h.Run([]string{"CONTAINERS_REGISTRIES_CONF=" + confFile}, "lock", "--repo", lockDir)
+	if r.Exit != 0 {
+		t.Fatalf("lock through the mirror: %s", r)
+	}
+	if lock, _ := os.ReadFile(filepath.Join(lockDir, "bootsync.lock")); !strings.Contains(string(lock), f.TagRef("v2")+": "+digestOf(v2)) {
+		t.Fatalf("bootsync.lock = %s, want %s pinned to %s", lock, f.TagRef("v2"), digestOf(v2))
 	}
 }
 

@@ -117,6 +117,14 @@ func (a *agentProcess) log() string {
 	return a.logs.String()
 }
 
+// signal sends the agent sig.
+func (a *agentProcess) signal(t *testing.T, sig os.Signal) {
+	t.Helper()
+	if err := a.cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func startAgent(t *testing.T, h *fleettest.Host) *agentProcess {
 	t.Helper()
 	a := &agentProcess{cmd: exec.Command(bootsyncBin, "agent", "--config", h.Config), done: make(chan error, 1)}
@@ -171,16 +179,9 @@ func TestAgentWithUnreadableStateSaysSoAndKeepsRunning(t *testing.T) {
 	h := f.NewHost("web-01", v1, hostOptions{Metrics: addr, Interval: "1h"})
 	journal := filepath.Join(h.StateDir, "journal.json")
 	newer := []byte(`{"version": 2, "lastApplied": "0000000000000000000000000000000000000000", "fromTheFuture": {"x": 1}}` + "\n")
-	if err := os.MkdirAll(h.StateDir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(journal, newer, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeStateFile(t, journal, string(newer), 0o600)
 	// An earlier, successful pass of this agent left its status.
-	if err := os.WriteFile(filepath.Join(h.StateDir, "status.json"), []byte(`{"host": "web-01", "updated": "2025-01-01T00:00:00Z", "lastPass": {"started": "2025-01-01T00:00:00Z", "duration": "1s", "result": "ok", "state": "converged", "reason": "", "steps": []}, "managed": [], "drift": [], "quarantine": []}`), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeStateFile(t, filepath.Join(h.StateDir, "status.json"), `{"host": "web-01", "updated": "2025-01-01T00:00:00Z", "lastPass": {"started": "2025-01-01T00:00:00Z", "duration": "1s", "result": "ok", "state": "converged", "reason": "", "steps": []}, "managed": [], "drift": [], "quarantine": []}`, 0o644)
 
 	a := startAgent(t, h)
 	const stateErrors = `bootsync_errors_total{reason="state"}`
@@ -203,19 +204,10 @@ func TestAgentWithUnreadableStateSaysSoAndKeepsRunning(t *testing.T) {
 
 	// The loop goes on; a truncated journal and an unwritable status.json
 	// (a read-only /var) are errors in the log and the metric too.
-	if err := os.WriteFile(journal, []byte(`{"version": 1, "lastAppl`), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeStateFile(t, journal, `{"version": 1, "lastAppl`, 0o600)
 	status := filepath.Join(h.StateDir, "status.json")
-	if err := os.Remove(status); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Mkdir(status, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := a.cmd.Process.Signal(syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
+	replaceWithDir(t, status, 0o755)
+	a.signal(t, syscall.SIGHUP)
 	// One for the pass, one for the status it could not write.
 	waitFor(t, "two more state errors", func() bool { return metric(t, addr, stateErrors) == 3 })
 	if !strings.Contains(a.log(), "truncated or corrupt") || !strings.Contains(a.log(), "write status") {
@@ -225,15 +217,8 @@ func TestAgentWithUnreadableStateSaysSoAndKeepsRunning(t *testing.T) {
 	// A state lock that cannot be taken at all (here: agent.lock is a
 	// directory) is the same kind of error.
 	lockFile := filepath.Join(h.StateDir, "agent.lock")
-	if err := os.Remove(lockFile); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Mkdir(lockFile, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := a.cmd.Process.Signal(syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
+	replaceWithDir(t, lockFile, 0o700)
+	a.signal(t, syscall.SIGHUP)
 	waitFor(t, "a lock failure in the metrics", func() bool { return metric(t, addr, stateErrors) == 5 })
 	if !strings.Contains(a.log(), "lock state: open") {
 		t.Fatalf("the log does not show the lock failure:\n%s", a.log())
@@ -251,15 +236,11 @@ func TestAgentWithUnreadableStateSaysSoAndKeepsRunning(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := a.cmd.Process.Signal(syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
+	a.signal(t, syscall.SIGHUP)
 	waitFor(t, "the agent to say it waits for the lock", func() bool { return strings.Contains(a.log(), "waiting for the state lock") })
 	unlock()
 	waitFor(t, "the pass after the state was repaired", func() bool { got, _ := h.Etc("motd"); return got != "" })
-	if err := a.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
+	a.signal(t, syscall.SIGTERM)
 	select {
 	case err := <-a.done:
 		if err != nil {
@@ -267,5 +248,29 @@ func TestAgentWithUnreadableStateSaysSoAndKeepsRunning(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("agent did not stop on SIGTERM")
+	}
+}
+
+// writeStateFile writes a file of the agent's state directory, creating
+// the directory as the agent would.
+func writeStateFile(t *testing.T, path, content string, perm os.FileMode) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), perm); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// replaceWithDir puts a directory where the file path was: a file the
+// agent can neither read nor write as a file.
+func replaceWithDir(t *testing.T, path string, perm os.FileMode) {
+	t.Helper()
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(path, perm); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -116,6 +116,20 @@ func (e *env) sign(c *cosigntool.Cosign, key, ref string, f cosigntool.Format) {
 	}
 }
 
+// acceptedSigned pushes an image to repo, signs it with e.key through c in
+// format f, and returns its reference and v's verdict, failing unless v
+// accepts it.
+func (e *env) acceptedSigned(t *testing.T, v *policy.Verifier, repo string, c *cosigntool.Cosign, f cosigntool.Format) (string, *policy.Verdict) {
+	t.Helper()
+	ref := e.push(repo, "v1")
+	e.sign(c, e.key, ref, f)
+	verdict, err := v.Verify(t.Context(), e.client, ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ref, verdict
+}
+
 func wantRefused(t *testing.T, err error, reason policy.Reason) {
 	t.Helper()
 	var re *policy.RefusedError
@@ -130,12 +144,7 @@ func TestBootsyncVerifiesRealCosignSignatures(t *testing.T) {
 	v := e.verifier()
 
 	t.Run("cosign v2 default format", func(t *testing.T) {
-		ref := e.push("demo/v2", "v1")
-		e.sign(e.cos2, e.key, ref, cosigntool.Default)
-		verdict, err := v.Verify(ctx, e.client, ref)
-		if err != nil {
-			t.Fatal(err)
-		}
+		ref, verdict := e.acceptedSigned(t, v, "demo/v2", e.cos2, cosigntool.Default)
 		repo, _, _ := strings.Cut(ref, "@")
 		if verdict.Format != policy.FormatCosign || verdict.KeyFile != e.pub || verdict.Identity != repo {
 			t.Fatalf("verdict = %+v", verdict)
@@ -143,28 +152,18 @@ func TestBootsyncVerifiesRealCosignSignatures(t *testing.T) {
 	})
 
 	t.Run("cosign v3 default bundle format", func(t *testing.T) {
-		ref := e.push("demo/v3", "v1")
-		e.sign(e.cos3, e.key, ref, cosigntool.Default)
-		verdict, err := v.Verify(ctx, e.client, ref)
-		if err != nil {
-			t.Fatal(err)
-		}
+		ref, verdict := e.acceptedSigned(t, v, "demo/v3", e.cos3, cosigntool.Default)
 		if verdict.Format != policy.FormatBundle || verdict.KeyFile != e.pub {
 			t.Fatalf("verdict = %+v", verdict)
 		}
 		// A host that also enforces bootc's containers-policy must not
 		// accept what bootc cannot check.
-		_, err = e.verifier(policy.WithBundles(false)).Verify(ctx, e.client, ref)
+		_, err := e.verifier(policy.WithBundles(false)).Verify(ctx, e.client, ref)
 		wantRefused(t, err, policy.ReasonNoSignature)
 	})
 
 	t.Run("cosign v3 --new-bundle-format=false", func(t *testing.T) {
-		ref := e.push("demo/v3legacy", "v1")
-		e.sign(e.cos3, e.key, ref, cosigntool.Legacy)
-		verdict, err := v.Verify(ctx, e.client, ref)
-		if err != nil {
-			t.Fatal(err)
-		}
+		_, verdict := e.acceptedSigned(t, v, "demo/v3legacy", e.cos3, cosigntool.Legacy)
 		if verdict.Format != policy.FormatCosign {
 			t.Fatalf("verdict = %+v", verdict)
 		}

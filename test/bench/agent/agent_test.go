@@ -181,33 +181,7 @@ func runAgent(b *testing.B, h *fleettest.Host, measured int, interval time.Durat
 	if err != nil {
 		b.Fatal(err)
 	}
-
-	var (
-		mu       sync.Mutex
-		logTail  []string // the last lines, for failure messages
-		problem  string
-		run      agentRun
-		first    cpuTimes
-		firstLog int
-		reached  = make(chan struct{}) // closed when the last measured pass is done or a problem was seen
-		eof      = make(chan struct{}) // closed when the agent closed its stderr
-	)
-	logs := func() string {
-		mu.Lock()
-		defer mu.Unlock()
-		return strings.Join(logTail, "\n")
-	}
-	sample := func() (cpuTimes, int) {
-		t, err := readCPUTimes(cmd.Process.Pid)
-		if err != nil {
-			b.Error(err)
-		}
-		calls, err := callCount(h.Sim.LogPath)
-		if err != nil {
-			b.Error(err)
-		}
-		return t, calls
-	}
+	l := &agentLog{b: b, h: h, cmd: cmd, measured: measured, reached: make(chan struct{}), eof: make(chan struct{})}
 
 	b.ResetTimer()
 	if err := cmd.Start(); err != nil {
@@ -216,92 +190,38 @@ func runAgent(b *testing.B, h *fleettest.Host, measured int, interval time.Durat
 	b.Cleanup(func() {
 		if cmd.ProcessState == nil {
 			_ = cmd.Process.Kill()
-			<-eof
+			<-l.eof
 			_ = cmd.Wait()
 		}
 	})
-
-	// The log is read as it is written: the samples are taken the moment a
-	// pass reports it is done, while the agent waits for the next one.
-	go func() {
-		defer close(eof)
-		sc := bufio.NewScanner(stderr)
-		done := false
-		for sc.Scan() {
-			line := sc.Text()
-			mu.Lock()
-			if logTail = append(logTail, line); len(logTail) > 50 {
-				logTail = logTail[1:]
-			}
-			stop := false
-			switch m := passDoneRE.FindStringSubmatch(line); {
-			case passFailedRE.MatchString(line):
-				problem, stop = "a pass failed", !done
-			case m != nil:
-				run.passes++
-				if reconcile.State(m[1]) != reconcile.StateConverged {
-					problem, stop = "a pass was not a no-op (state "+m[1]+")", !done
-					break
-				}
-				if done {
-					break // a pass that ran while SIGTERM was on its way
-				}
-				switch {
-				case run.passes == 1:
-					first, firstLog = sample()
-					run.startup = first.Self
-				case run.passes == measured+1:
-					last, lastLog := sample()
-					run.window = cpuTimes{Self: last.Self - first.Self, Children: last.Children - first.Children}
-					run.bootcCalls = lastLog - firstLog
-					var err error
-					if run.memory, err = readMemory(cmd.Process.Pid); err != nil {
-						b.Error(err)
-					}
-					stop = true
-				}
-				if run.passes > 1 {
-					d, err := time.ParseDuration(m[2])
-					if err != nil {
-						problem, stop = fmt.Sprintf("pass duration %q: %v", m[2], err), true
-					}
-					run.passWall += d
-				}
-			}
-			if stop {
-				done = true
-				close(reached)
-			}
-			mu.Unlock()
-		}
-	}()
+	go l.follow(stderr)
 
 	timeout := 2*time.Minute + time.Duration(measured)*(interval+5*time.Second)
 	select {
-	case <-reached:
-	case <-eof:
+	case <-l.reached:
+	case <-l.eof:
 		_ = cmd.Wait()
-		b.Fatalf("bootsync agent exited before %d passes: %v\n%s", measured+1, cmd.ProcessState, logs())
+		b.Fatalf("bootsync agent exited before %d passes: %v\n%s", measured+1, cmd.ProcessState, l.logs())
 	case <-time.After(timeout):
-		b.Fatalf("bootsync agent did not run %d passes in %v\n%s", measured+1, timeout, logs())
+		b.Fatalf("bootsync agent did not run %d passes in %v\n%s", measured+1, timeout, l.logs())
 	}
 	b.StopTimer()
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		b.Fatal(err)
 	}
 	select {
-	case <-eof:
+	case <-l.eof:
 	case <-time.After(time.Minute):
-		b.Fatalf("bootsync agent did not stop within a minute of SIGTERM\n%s", logs())
+		b.Fatalf("bootsync agent did not stop within a minute of SIGTERM\n%s", l.logs())
 	}
 	if err := cmd.Wait(); err != nil {
-		b.Fatalf("bootsync agent ended with %v after SIGTERM\n%s", err, logs())
+		b.Fatalf("bootsync agent ended with %v after SIGTERM\n%s", err, l.logs())
 	}
 
-	mu.Lock()
-	defer mu.Unlock()
-	if problem != "" {
-		b.Fatalf("%s; the measurement is void\n%s", problem, strings.Join(logTail, "\n"))
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.problem != "" {
+		b.Fatalf("%s; the measurement is void\n%s", l.problem, strings.Join(l.tail, "\n"))
 	}
 	// Only `bootc status` each pass and `bootc --version` once: anything
 	// else would change the host.
@@ -310,7 +230,107 @@ func runAgent(b *testing.B, h *fleettest.Host, measured int, interval time.Durat
 			b.Fatalf("a no-op pass ran bootc %s", strings.Join(c.Argv, " "))
 		}
 	}
-	return run
+	return l.run
+}
+
+// agentLog follows the log of the agent runAgent started: it keeps the
+// last lines for failure messages, counts the passes and samples the
+// process as the first and the last measured pass end.
+type agentLog struct {
+	b        *testing.B
+	h        *fleettest.Host
+	cmd      *exec.Cmd
+	measured int
+
+	mu       sync.Mutex
+	tail     []string // the last lines, for failure messages
+	problem  string
+	run      agentRun
+	first    cpuTimes
+	firstLog int
+	done     bool          // the measurement is over (or void)
+	reached  chan struct{} // closed when the last measured pass is done or a problem was seen
+	eof      chan struct{} // closed when the agent closed its stderr
+}
+
+func (l *agentLog) logs() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Join(l.tail, "\n")
+}
+
+func (l *agentLog) sample() (cpuTimes, int) {
+	t, err := readCPUTimes(l.cmd.Process.Pid)
+	if err != nil {
+		l.b.Error(err)
+	}
+	calls, err := callCount(l.h.Sim.LogPath)
+	if err != nil {
+		l.b.Error(err)
+	}
+	return t, calls
+}
+
+// follow reads the log as it is written: the samples are taken the
+// moment a pass reports it is done, while the agent waits for the next
+// one.
+func (l *agentLog) follow(stderr io.Reader) {
+	defer close(l.eof)
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() {
+		line := sc.Text()
+		l.mu.Lock()
+		if l.tail = append(l.tail, line); len(l.tail) > 50 {
+			l.tail = l.tail[1:]
+		}
+		stop := false
+		switch m := passDoneRE.FindStringSubmatch(line); {
+		case passFailedRE.MatchString(line):
+			l.problem, stop = "a pass failed", !l.done
+		case m != nil:
+			stop = l.passDone(m[1], m[2])
+		}
+		if stop {
+			l.done = true
+			close(l.reached)
+		}
+		l.mu.Unlock()
+	}
+}
+
+// passDone counts a pass that logged its state and duration, with mu
+// held, and reports whether the measurement is over.
+func (l *agentLog) passDone(state, duration string) (stop bool) {
+	l.run.passes++
+	if reconcile.State(state) != reconcile.StateConverged {
+		l.problem = "a pass was not a no-op (state " + state + ")"
+		return !l.done
+	}
+	if l.done {
+		return false // a pass that ran while SIGTERM was on its way
+	}
+	switch {
+	case l.run.passes == 1:
+		l.first, l.firstLog = l.sample()
+		l.run.startup = l.first.Self
+	case l.run.passes == l.measured+1:
+		last, lastLog := l.sample()
+		l.run.window = cpuTimes{Self: last.Self - l.first.Self, Children: last.Children - l.first.Children}
+		l.run.bootcCalls = lastLog - l.firstLog
+		var err error
+		if l.run.memory, err = readMemory(l.cmd.Process.Pid); err != nil {
+			l.b.Error(err)
+		}
+		stop = true
+	}
+	if l.run.passes > 1 {
+		d, err := time.ParseDuration(duration)
+		if err != nil {
+			l.problem, stop = fmt.Sprintf("pass duration %q: %v", duration, err), true
+		}
+		l.run.passWall += d
+	}
+	return stop
 }
 
 // callCount counts the simulator's call log lines (one per invocation)
