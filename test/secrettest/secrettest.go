@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -122,6 +123,42 @@ func AgeEncrypt(t testing.TB, dir, plain string, recipients ...string) []byte {
 		args = append(args, "-r", r)
 	}
 	return []byte(run(t, dir, Age(t), append(args, p)...))
+}
+
+// TamperSOPS edits an encrypted SOPS YAML or JSON file by hand, as
+// someone without the key would: the first base64 character of the
+// ciphertext of the value under key (a document key such as "psk", or
+// "mac" for the file's MAC) is replaced by another one. The file still
+// parses; only its ciphertext differs.
+func TamperSOPS(t testing.TB, enc []byte, key string) []byte {
+	t.Helper()
+	re := regexp.MustCompile(`(?m)^(\s*"?` + regexp.QuoteMeta(key) + `"?:\s*"?ENC\[AES256_GCM,data:)([A-Za-z0-9+/])`)
+	m := re.FindSubmatchIndex(enc)
+	if m == nil {
+		t.Fatalf("no encrypted value under %q in:\n%s", key, enc)
+	}
+	out := append([]byte(nil), enc...)
+	if out[m[4]] == 'A' {
+		out[m[4]] = 'B'
+	} else {
+		out[m[4]] = 'A'
+	}
+	return out
+}
+
+// SOPSDecrypt runs the real `sops decrypt` on enc (written under dir as
+// name) with the age identity file identity, and returns what it printed
+// and whether it succeeded.
+func SOPSDecrypt(t testing.TB, dir, name string, enc []byte, identity string) (string, error) {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	write(t, p, string(enc))
+	defer os.Remove(p)
+	cmd := exec.Command(SOPS(t), "decrypt", name)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "SOPS_AGE_KEY_FILE="+identity, "SOPS_AGE_KEY=", "SOPS_AGE_SSH_PRIVATE_KEY_FILE=/nonexistent")
+	out, err := cmd.CombinedOutput()
+	return string(out), err
 }
 
 // AssertNoPlaintext fails the test when text (an output, a log, a status
