@@ -125,10 +125,12 @@ func (a *agentProcess) signal(t *testing.T, sig os.Signal) {
 	}
 }
 
-func startAgent(t *testing.T, h *fleettest.Host) *agentProcess {
+// startAgent starts `bootsync agent` on h; env goes after the host's own
+// environment (a later entry wins).
+func startAgent(t *testing.T, h *fleettest.Host, env ...string) *agentProcess {
 	t.Helper()
 	a := &agentProcess{cmd: exec.Command(bootsyncBin, "agent", "--config", h.Config), done: make(chan error, 1)}
-	a.cmd.Env = h.Sim.Env()
+	a.cmd.Env = append(h.Sim.Env(), env...)
 	a.cmd.Stderr = a
 	if err := a.cmd.Start(); err != nil {
 		t.Fatal(err)
