@@ -289,6 +289,65 @@ func (s *secretFleet) assertNoPlaintextAnywhere(plaintexts ...string) {
 	}
 }
 
+// TestSecretEditedByHandIsRefused: a SOPS file made by the real sops CLI,
+// then edited by hand before it was committed (a value's ciphertext; that
+// and the MAC; the MAC alone), makes the host refuse the whole pass with
+// reason secret: nothing in /etc is written (not even motd), and no
+// output, error or state file holds the plaintext. The same file
+// untouched is then written, so only the edit was refused.
+func TestSecretEditedByHandIsRefused(t *testing.T) {
+	f := newFleet(t)
+	v1 := f.Image("v1", bootcsim.ImageOptions{Version: "1"}, true)
+	web, keys := secretHost(t, f, "web-01", v1, "")
+	const psk = "edited-psk-6431"
+	enc := secrettest.SOPSEncrypt(t, t.TempDir(), "wifi.yaml", "wifi:\n  psk: "+psk+"\n", keys.AgeRecipient)
+	commit := func(msg string, wifi []byte) {
+		f.Commit(msg, map[string]string{
+			"fleet.yaml": f.FleetYAML(v1, ""),
+			"hosts/web-01.yaml": hostYAML("web-01", `spec:
+  etc:
+    - {path: /etc/wifi.conf, sops: secrets/wifi.yaml, template: true, content: "psk={{ .Secrets.wifi.psk }}\n"}
+`),
+			"secrets/wifi.yaml": string(wifi),
+		})
+	}
+	var outputs []string
+	for _, c := range []struct {
+		msg  string
+		file []byte
+	}{
+		{"a value edited by hand", secrettest.TamperSOPS(t, enc, "psk")},
+		{"a value and the MAC edited by hand", secrettest.TamperSOPS(t, secrettest.TamperSOPS(t, enc, "psk"), "mac")},
+		{"the MAC edited by hand", secrettest.TamperSOPS(t, enc, "mac")},
+	} {
+		commit(c.msg, c.file)
+		r := web.Pass()
+		outputs = append(outputs, r.Stdout, r.Stderr)
+		if r.Exit == 0 {
+			t.Fatalf("%s: the pass succeeded: %s", c.msg, r)
+		}
+		st := web.Status()
+		if st.LastError == nil || st.LastError.Reason != reconcile.ReasonSecret || !strings.Contains(st.LastError.Message, "secrets/wifi.yaml") ||
+			!strings.Contains(st.LastError.Message, "changed without sops") {
+			t.Fatalf("%s: status error: %+v", c.msg, st.LastError)
+		}
+		for _, p := range []string{"motd", "wifi.conf"} {
+			if _, ok := web.Etc(p); ok {
+				t.Errorf("%s: /etc/%s was written by a refused pass", c.msg, p)
+			}
+		}
+	}
+	commit("the file as sops wrote it", enc)
+	if r := web.Pass(); r.Exit != 0 {
+		t.Fatalf("the untouched file: %s", r)
+	}
+	checkSecretFile(t, web, "wifi.conf", "psk="+psk+"\n")
+	for i, out := range outputs {
+		secrettest.AssertNoPlaintext(t, "output "+strconv.Itoa(i), out, psk)
+	}
+	grepTree(t, web.StateDir, []string{psk})
+}
+
 func checkSecretFile(t *testing.T, h *fleettest.Host, rel, want string) {
 	t.Helper()
 	got, ok := h.Etc(rel)
