@@ -140,13 +140,9 @@ func (l *loader) prepareEtc(file string, e *etcEntry, add func(*etcItem)) {
 			base.mode = e.mode.v
 		}
 		if e.template {
-			t, perr := parseTemplate(inlineTemplateName, file, e.contentNode, e.content.v)
-			if perr != nil {
-				perr.Field = join(e.field, "content")
-				l.errs = append(l.errs, perr)
+			if base.tmpl = l.inlineTemplate(file, e); base.tmpl == nil {
 				return
 			}
-			base.tmpl = t
 		} else {
 			base.static = e.content.v
 			base.sha = sha256Hex(e.content.v)
@@ -155,6 +151,18 @@ func (l *loader) prepareEtc(file string, e *etcEntry, add func(*etcItem)) {
 	case e.from.set:
 		l.prepareFrom(file, e, base, add)
 	}
+}
+
+// inlineTemplate parses an entry's content as a template; nil (with the
+// problem recorded) when it does not parse.
+func (l *loader) inlineTemplate(file string, e *etcEntry) *tmpl {
+	t, perr := parseTemplate(inlineTemplateName, file, e.contentNode, e.content.v)
+	if perr != nil {
+		perr.Field = join(e.field, "content")
+		l.errs = append(l.errs, perr)
+		return nil
+	}
+	return t
 }
 
 // prepareFrom adds the items of an entry whose content comes from the

@@ -80,13 +80,9 @@ func (l *loader) prepareSecret(file string, e *etcEntry, base etcItem, add func(
 	base.secret = src
 	switch {
 	case e.content.set:
-		t, perr := parseTemplate(inlineTemplateName, file, e.contentNode, e.content.v)
-		if perr != nil {
-			perr.Field = join(e.field, "content")
-			l.errs = append(l.errs, perr)
+		if base.tmpl = l.inlineTemplate(file, e); base.tmpl == nil {
 			return
 		}
-		base.tmpl = t
 	case e.from.set:
 		from := e.from.v
 		l.reads = append(l.reads, from)

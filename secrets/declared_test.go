@@ -8,20 +8,20 @@ import (
 
 func TestParseRecipient(t *testing.T) {
 	web := newHost(t)
-	held, err := ParseRecipient(web.sshPublic + " root@web")
+	held, err := ParseRecipient(web.SSHPublic + " root@web")
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The SSH key and the age1… recipient ssh-to-age derives from it.
-	if !slices.Equal(held, []string{web.sshPublic, web.sshToAge}) {
-		t.Errorf("ssh-ed25519: held %q, want %q", held, []string{web.sshPublic, web.sshToAge})
+	if !slices.Equal(held, []string{web.SSHPublic, web.SSHToAge(t)}) {
+		t.Errorf("ssh-ed25519: held %q, want %q", held, []string{web.SSHPublic, web.SSHToAge(t)})
 	}
-	held, err = ParseRecipient(web.ageRecipient)
-	if err != nil || !slices.Equal(held, []string{web.ageRecipient}) {
+	held, err = ParseRecipient(web.AgeRecipient)
+	if err != nil || !slices.Equal(held, []string{web.AgeRecipient}) {
 		t.Errorf("age1: held %q, err %v", held, err)
 	}
 	// A look-alike: one character changed breaks the bech32 checksum.
-	r := []byte(web.ageRecipient)
+	r := []byte(web.AgeRecipient)
 	i := len(r) - 5
 	if r[i] == 'q' {
 		r[i] = 'p'

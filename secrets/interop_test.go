@@ -7,27 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-)
 
-// tool finds a real CLI for interop tests: env (BOOTSYNC_AGE_DIR,
-// BOOTSYNC_SOPS) or the directory .ci/run installs it into. Missing, the
-// test skips, except under CI=true where it fails.
-func tool(t *testing.T, env, sub, name string) string {
-	t.Helper()
-	p := os.Getenv(env)
-	if p == "" {
-		home, _ := os.UserHomeDir()
-		p = filepath.Join(home, ".cache", "bootsync", "tools", sub)
-	}
-	p = filepath.Join(p, name)
-	if _, err := os.Stat(p); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s not found at %s (set %s; .ci/run installs it)", name, p, env)
-		}
-		t.Skipf("%s not found at %s (set %s; .ci/run installs it)", name, p, env)
-	}
-	return p
-}
+	"github.com/bootsync/bootsync/test/secrettest"
+)
 
 func run(t *testing.T, dir string, name string, args ...string) string {
 	t.Helper()
@@ -49,18 +31,18 @@ func run(t *testing.T, dir string, name string, args ...string) string {
 // (age -r to an age-keygen recipient, age -R to an SSH host key) decrypt
 // with that host's keys and are refused on another host.
 func TestAgeCLIFilesDecryptOnTheRightHost(t *testing.T) {
-	ageBin := tool(t, "BOOTSYNC_AGE_DIR", "age-v1.3.2", "age")
-	keygen := tool(t, "BOOTSYNC_AGE_DIR", "age-v1.3.2", "age-keygen")
+	ageBin := secrettest.Tool(t, "BOOTSYNC_AGE_DIR", "age-v1.3.2", "age")
+	keygen := secrettest.Tool(t, "BOOTSYNC_AGE_DIR", "age-v1.3.2", "age-keygen")
 	ctx := context.Background()
 	dir := t.TempDir()
 	web, db := newHost(t), newHost(t)
 	run(t, dir, keygen, "-o", "web.key")
 	rec := strings.TrimSpace(run(t, dir, keygen, "-y", "web.key"))
 	writeFile(t, filepath.Join(dir, "plain"), plaintextPSK)
-	writeFile(t, filepath.Join(dir, "ssh.pub"), web.sshPublic+"\n")
+	writeFile(t, filepath.Join(dir, "ssh.pub"), web.SSHPublic+"\n")
 	run(t, dir, ageBin, "-r", rec, "-o", "by-recipient.age", "plain")
 	run(t, dir, ageBin, "-a", "-R", "ssh.pub", "-o", "by-ssh.age", "plain")
-	run(t, dir, ageBin, "-r", web.sshToAge, "-o", "by-ssh-to-age.age", "plain")
+	run(t, dir, ageBin, "-r", web.SSHToAge(t), "-o", "by-ssh-to-age.age", "plain")
 	cases := map[string]*Keyring{}
 	k, err := LoadKeyring(ctx, []string{filepath.Join(dir, "web.key")}, nil)
 	if err != nil {
@@ -94,7 +76,7 @@ func TestAgeCLIFilesDecryptOnTheRightHost(t *testing.T) {
 // `sops encrypt --age` in every format decrypt with the host's age
 // identity or SSH host key, and are refused on another host.
 func TestSOPSCLIFilesDecryptOnTheRightHost(t *testing.T) {
-	sopsBin := tool(t, "BOOTSYNC_SOPS_DIR", "sops-v3.13.3", "sops")
+	sopsBin := secrettest.Tool(t, "BOOTSYNC_SOPS_DIR", "sops-v3.13.3", "sops")
 	ctx := context.Background()
 	dir := t.TempDir()
 	web, db := newHost(t), newHost(t)
@@ -107,9 +89,9 @@ func TestSOPSCLIFilesDecryptOnTheRightHost(t *testing.T) {
 	}
 	for name, plain := range docs {
 		for _, byIdentity := range []bool{true, false} {
-			rec := web.sshToAge
+			rec := web.SSHToAge(t)
 			if byIdentity {
-				rec = web.ageRecipient
+				rec = web.AgeRecipient
 			}
 			writeFile(t, filepath.Join(dir, name), plain)
 			enc := run(t, dir, sopsBin, "encrypt", "--age", rec, name)

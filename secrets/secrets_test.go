@@ -3,7 +3,6 @@ package secrets
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/pem"
@@ -16,72 +15,21 @@ import (
 
 	"filippo.io/age"
 	"filippo.io/age/agessh"
-	"filippo.io/edwards25519"
-	"github.com/btcsuite/btcd/btcutil/bech32"
 	"github.com/getsops/sops/v3"
 	"github.com/getsops/sops/v3/aes"
 	sopsage "github.com/getsops/sops/v3/age"
 	"github.com/getsops/sops/v3/cmd/sops/formats"
 	"github.com/getsops/sops/v3/keys"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/bootsync/bootsync/test/secrettest"
 )
 
 const plaintextPSK = "correct-horse-battery-staple-7"
 
 // host is a simulated host's key material on disk.
-type host struct {
-	identityFile string
-	ageRecipient string // from its age identity
-	sshKeyFile   string
-	sshPublic    string // authorized_keys form
-	sshToAge     string // the age1… recipient ssh-to-age gives for sshPublic
-}
-
-func newHost(t *testing.T) host {
-	t.Helper()
-	dir := t.TempDir()
-	id, err := age.GenerateX25519Identity()
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := host{identityFile: filepath.Join(dir, "age.key"), ageRecipient: id.Recipient().String()}
-	writeFile(t, h.identityFile, "# created by test\n"+id.String()+"\n")
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	blk, err := ssh.MarshalPrivateKey(priv, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.sshKeyFile = filepath.Join(dir, "ssh_host_ed25519_key")
-	writeFile(t, h.sshKeyFile, string(pem.EncodeToMemory(blk)))
-	sp, _ := ssh.NewPublicKey(pub)
-	h.sshPublic = strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sp)))
-	h.sshToAge = sshToAgeRecipient(t, pub)
-	return h
-}
-
-// sshToAgeRecipient converts an Ed25519 public key the way ssh-to-age does:
-// the birationally equivalent Montgomery point, bech32 with HRP "age".
-// It is computed from the public key alone, independently of the code
-// under test, which derives from the private key.
-func sshToAgeRecipient(t *testing.T, pub ed25519.PublicKey) string {
-	t.Helper()
-	p, err := new(edwards25519.Point).SetBytes(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conv, err := bech32.ConvertBits(p.BytesMontgomery(), 8, 5, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := bech32.Encode("age", conv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
+// newHost is a simulated host's key material in a temporary directory.
+func newHost(t *testing.T) secrettest.Host { return secrettest.NewHost(t, t.TempDir()) }
 
 func writeFile(t *testing.T, path, content string) {
 	t.Helper()
@@ -147,13 +95,13 @@ func sopsEncrypt(t *testing.T, name, plain string, recipients ...string) []byte 
 	return out
 }
 
-func keyring(t *testing.T, h host, withIdentity bool) *Keyring {
+func keyring(t *testing.T, h secrettest.Host, withIdentity bool) *Keyring {
 	t.Helper()
 	var ids []string
 	if withIdentity {
-		ids = []string{h.identityFile}
+		ids = []string{h.IdentityFile}
 	}
-	k, err := LoadKeyring(context.Background(), ids, []string{h.sshKeyFile, filepath.Join(t.TempDir(), "ssh_host_rsa_key")})
+	k, err := LoadKeyring(context.Background(), ids, []string{h.SSHKeyFile, filepath.Join(t.TempDir(), "ssh_host_rsa_key")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,12 +118,12 @@ func assertNoPlaintext(t *testing.T, what string, s string) {
 func TestAgeFileDecryptsOnlyOnItsHost(t *testing.T) {
 	ctx := context.Background()
 	web, db := newHost(t), newHost(t)
-	webID, _ := age.ParseX25519Recipient(web.ageRecipient)
-	sshRec, err := agessh.ParseRecipient(web.sshPublic)
+	webID, _ := age.ParseX25519Recipient(web.AgeRecipient)
+	sshRec, err := agessh.ParseRecipient(web.SSHPublic)
 	if err != nil {
 		t.Fatal(err)
 	}
-	derived, _ := age.ParseX25519Recipient(web.sshToAge)
+	derived, _ := age.ParseX25519Recipient(web.SSHToAge(t))
 	cases := map[string]struct {
 		rec          age.Recipient
 		withIdentity bool
@@ -252,13 +200,13 @@ func TestSOPSFormatsDecryptOnlyOnTheirHost(t *testing.T) {
 	}
 	for name, plain := range docs {
 		t.Run(name, func(t *testing.T) {
-			enc := sopsEncrypt(t, name, plain, web.sshToAge)
+			enc := sopsEncrypt(t, name, plain, web.SSHToAge(t))
 			assertNoPlaintext(t, "encrypted file", string(enc))
 			f, err := ParseSOPS(name, enc)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := f.Recipients(); len(got) != 1 || got[0] != web.sshToAge {
+			if got := f.Recipients(); len(got) != 1 || got[0] != web.SSHToAge(t) {
 				t.Fatalf("recipients %v", got)
 			}
 			out, doc, err := keyring(t, web, false).DecryptSOPS(ctx, f, 1<<20)
@@ -277,7 +225,7 @@ func TestSOPSFormatsDecryptOnlyOnTheirHost(t *testing.T) {
 				}
 			}
 			_, _, err = keyring(t, db, true).DecryptSOPS(ctx, f, 1<<20)
-			if err == nil || !strings.Contains(err.Error(), "not encrypted to any key of this host") || !strings.Contains(err.Error(), web.sshToAge) {
+			if err == nil || !strings.Contains(err.Error(), "not encrypted to any key of this host") || !strings.Contains(err.Error(), web.SSHToAge(t)) {
 				t.Fatalf("db: want a refusal naming the recipient, got %v", err)
 			}
 			assertNoPlaintext(t, "error", err.Error())
@@ -288,8 +236,8 @@ func TestSOPSFormatsDecryptOnlyOnTheirHost(t *testing.T) {
 func TestSOPSFingerprintChangesOnReencryptionOnly(t *testing.T) {
 	web := newHost(t)
 	plain := "psk: " + plaintextPSK + "\n"
-	a, _ := ParseSOPS("s.yaml", sopsEncrypt(t, "s.yaml", plain, web.ageRecipient))
-	b, _ := ParseSOPS("s.yaml", sopsEncrypt(t, "s.yaml", plain, web.ageRecipient))
+	a, _ := ParseSOPS("s.yaml", sopsEncrypt(t, "s.yaml", plain, web.AgeRecipient))
+	b, _ := ParseSOPS("s.yaml", sopsEncrypt(t, "s.yaml", plain, web.AgeRecipient))
 	if a.Fingerprint == b.Fingerprint {
 		t.Fatal("two encryptions share a fingerprint: it would be a digest of the plaintext")
 	}
@@ -298,7 +246,7 @@ func TestSOPSFingerprintChangesOnReencryptionOnly(t *testing.T) {
 
 func TestSOPSTamperedValueIsRefused(t *testing.T) {
 	web := newHost(t)
-	enc := string(sopsEncrypt(t, "s.yaml", "a: one-secret\nb: two-secret\n", web.ageRecipient))
+	enc := string(sopsEncrypt(t, "s.yaml", "a: one-secret\nb: two-secret\n", web.AgeRecipient))
 	// Swap the two encrypted values: sops binds each to its path, so the
 	// file must be refused as changed without sops.
 	lines := strings.Split(enc, "\n")
@@ -325,22 +273,22 @@ func TestSOPSWithoutAgeRecipientIsRefused(t *testing.T) {
 
 func TestRecipientCheckWithoutDecrypting(t *testing.T) {
 	web, db := newHost(t), newHost(t)
-	f, err := ParseSOPS("s.yaml", sopsEncrypt(t, "s.yaml", "psk: "+plaintextPSK+"\n", web.ageRecipient))
+	f, err := ParseSOPS("s.yaml", sopsEncrypt(t, "s.yaml", "psk: "+plaintextPSK+"\n", web.AgeRecipient))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !f.OpensFor([]string{web.ageRecipient}) || f.OpensFor([]string{db.ageRecipient, db.sshToAge}) {
+	if !f.OpensFor([]string{web.AgeRecipient}) || f.OpensFor([]string{db.AgeRecipient, db.SSHToAge(t)}) {
 		t.Fatal("SOPS recipient check wrong")
 	}
-	sshRec, _ := agessh.ParseRecipient(web.sshPublic)
+	sshRec, _ := agessh.ParseRecipient(web.SSHPublic)
 	a, err := ParseAge("p.age", ageEncrypt(t, plaintextPSK, sshRec))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if opens, known := a.OpensFor([]string{web.sshPublic}); !opens || !known {
+	if opens, known := a.OpensFor([]string{web.SSHPublic}); !opens || !known {
 		t.Fatalf("age file to web's SSH key: opens %v known %v", opens, known)
 	}
-	if opens, known := a.OpensFor([]string{db.sshPublic}); opens || !known {
+	if opens, known := a.OpensFor([]string{db.SSHPublic}); opens || !known {
 		t.Fatalf("age file to web's SSH key, checked for db: opens %v known %v", opens, known)
 	}
 }

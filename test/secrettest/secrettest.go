@@ -7,6 +7,8 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/pem"
+	"filippo.io/edwards25519"
+	"github.com/btcsuite/btcd/btcutil/bech32"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,8 +18,6 @@ import (
 
 	"filippo.io/age"
 	"golang.org/x/crypto/ssh"
-
-	"github.com/bootsync/bootsync/secrets"
 )
 
 // Tool finds a real CLI: env (BOOTSYNC_AGE_DIR, BOOTSYNC_SOPS_DIR) or the
@@ -87,11 +87,40 @@ func NewHost(t testing.TB, dir string) Host {
 // key.
 func (h Host) SSHToAge(t testing.TB) string {
 	t.Helper()
-	held, err := secrets.ParseRecipient(h.SSHPublic)
-	if err != nil || len(held) != 2 {
-		t.Fatalf("derive the age recipient of %s: %v", h.SSHPublic, err)
+	pk, _, _, _, err := ssh.ParseAuthorizedKey([]byte(h.SSHPublic))
+	if err != nil {
+		t.Fatalf("parse %s: %v", h.SSHPublic, err)
 	}
-	return held[1]
+	cpk, ok := pk.(ssh.CryptoPublicKey)
+	if !ok {
+		t.Fatalf("%s is not an Ed25519 key", h.SSHPublic)
+	}
+	pub, ok := cpk.CryptoPublicKey().(ed25519.PublicKey)
+	if !ok {
+		t.Fatalf("%s is not an Ed25519 key", h.SSHPublic)
+	}
+	return SSHToAgeRecipient(t, pub)
+}
+
+// SSHToAgeRecipient converts an Ed25519 public key the way ssh-to-age does:
+// the birationally equivalent Montgomery point, bech32 with HRP "age".
+// It is computed from the public key alone, independently of the code
+// under test, which derives from the private key.
+func SSHToAgeRecipient(t testing.TB, pub ed25519.PublicKey) string {
+	t.Helper()
+	p, err := new(edwards25519.Point).SetBytes(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conv, err := bech32.ConvertBits(p.BytesMontgomery(), 8, 5, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := bech32.Encode("age", conv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 // SOPSEncrypt runs `sops encrypt --age <recipients>` on plain, written
