@@ -3,29 +3,12 @@ package secrets
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/bootsync/bootsync/test/secrettest"
 )
-
-func run(t *testing.T, dir string, name string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command(name, args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "SOPS_AGE_KEY_FILE=/nonexistent", "SOPS_AGE_KEY=")
-	out, err := cmd.Output()
-	if err != nil {
-		stderr := ""
-		if ee, ok := err.(*exec.ExitError); ok {
-			stderr = string(ee.Stderr)
-		}
-		t.Fatalf("%s %v: %v\n%s", name, args, err, stderr)
-	}
-	return string(out)
-}
 
 // TestAgeCLIFilesDecryptOnTheRightHost: files made by the real age CLI
 // (age -r to an age-keygen recipient, age -R to an SSH host key) decrypt
@@ -36,13 +19,13 @@ func TestAgeCLIFilesDecryptOnTheRightHost(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	web, db := newHost(t), newHost(t)
-	run(t, dir, keygen, "-o", "web.key")
-	rec := strings.TrimSpace(run(t, dir, keygen, "-y", "web.key"))
+	secrettest.Run(t, dir, keygen, "-o", "web.key")
+	rec := strings.TrimSpace(secrettest.Run(t, dir, keygen, "-y", "web.key"))
 	writeFile(t, filepath.Join(dir, "plain"), plaintextPSK)
 	writeFile(t, filepath.Join(dir, "ssh.pub"), web.SSHPublic+"\n")
-	run(t, dir, ageBin, "-r", rec, "-o", "by-recipient.age", "plain")
-	run(t, dir, ageBin, "-a", "-R", "ssh.pub", "-o", "by-ssh.age", "plain")
-	run(t, dir, ageBin, "-r", web.SSHToAge(t), "-o", "by-ssh-to-age.age", "plain")
+	secrettest.Run(t, dir, ageBin, "-r", rec, "-o", "by-recipient.age", "plain")
+	secrettest.Run(t, dir, ageBin, "-a", "-R", "ssh.pub", "-o", "by-ssh.age", "plain")
+	secrettest.Run(t, dir, ageBin, "-r", web.SSHToAge(t), "-o", "by-ssh-to-age.age", "plain")
 	cases := map[string]*Keyring{}
 	k, err := LoadKeyring(ctx, []string{filepath.Join(dir, "web.key")}, nil)
 	if err != nil {
@@ -94,7 +77,7 @@ func TestSOPSCLIFilesDecryptOnTheRightHost(t *testing.T) {
 				rec = web.AgeRecipient
 			}
 			writeFile(t, filepath.Join(dir, name), plain)
-			enc := run(t, dir, sopsBin, "encrypt", "--age", rec, name)
+			enc := secrettest.Run(t, dir, sopsBin, "encrypt", "--age", rec, name)
 			assertNoPlaintext(t, "sops output", enc)
 			f, err := ParseSOPS(name, []byte(enc))
 			if err != nil {

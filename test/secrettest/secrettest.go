@@ -131,7 +131,7 @@ func SOPSEncrypt(t testing.TB, dir, name, plain string, recipients ...string) []
 	p := filepath.Join(dir, name)
 	write(t, p, plain)
 	defer os.Remove(p)
-	return []byte(run(t, dir, SOPS(t), "encrypt", "--age", strings.Join(recipients, ","), name))
+	return []byte(Run(t, dir, SOPS(t), "encrypt", "--age", strings.Join(recipients, ","), name))
 }
 
 // AgeEncrypt runs `age -r` (age1… recipients) or `age -R` (SSH keys) on
@@ -151,7 +151,7 @@ func AgeEncrypt(t testing.TB, dir, plain string, recipients ...string) []byte {
 		}
 		args = append(args, "-r", r)
 	}
-	return []byte(run(t, dir, Age(t), append(args, p)...))
+	return []byte(Run(t, dir, Age(t), append(args, p)...))
 }
 
 // TamperSOPS edits an encrypted SOPS YAML or JSON file by hand, as
@@ -201,7 +201,9 @@ func AssertNoPlaintext(t testing.TB, what, text string, plaintexts ...string) {
 	}
 }
 
-func run(t testing.TB, dir, name string, args ...string) string {
+// Run runs a CLI in dir and returns its standard output; a failure ends
+// the test with its standard error.
+func Run(t testing.TB, dir, name string, args ...string) string {
 	t.Helper()
 	cmd := exec.Command(name, args...)
 	cmd.Dir = dir
