@@ -222,21 +222,23 @@ type finalizing struct {
 }
 
 func (fz *finalizing) fail(src Source, field, format string, args ...any) {
+	fz.errs = append(fz.errs, fz.problem(src, field, fmt.Sprintf(format, args...)))
+}
+
+// problem is a problem of this host at src, or in its own file when src
+// has none.
+func (fz *finalizing) problem(src Source, field, msg string) *Error {
 	f := src.File
 	if f == "" {
 		f = fz.file
 	}
-	fz.errs = append(fz.errs, &Error{File: f, Line: src.Line, Column: src.Column, Field: field, Host: fz.host, Msg: fmt.Sprintf(format, args...)})
+	return &Error{File: f, Line: src.Line, Column: src.Column, Field: field, Host: fz.host, Msg: msg}
 }
 
 // warn records what is allowed but cannot be checked; the message starts
 // "warning:", as Repo.Warnings' do.
 func (fz *finalizing) warn(src Source, field, format string, args ...any) {
-	f := src.File
-	if f == "" {
-		f = fz.file
-	}
-	fz.warns = append(fz.warns, &Error{File: f, Line: src.Line, Column: src.Column, Field: field, Host: fz.host, Msg: "warning: " + fmt.Sprintf(format, args...)})
+	fz.warns = append(fz.warns, fz.problem(src, field, "warning: "+fmt.Sprintf(format, args...)))
 }
 
 // finalizeImage picks the highest layer's image and its pinned digest.
