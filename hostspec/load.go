@@ -126,8 +126,11 @@ func (l *loader) load(cfg loadConfig) (*Repo, error) {
 	repo.partial = cfg.keepHost != nil
 	repo.viaLink = l.viaLink
 	repo.skipped = make(map[string]bool, len(skipped))
-	for _, name := range skipped {
-		repo.skipped[name] = true
+	for _, f := range skipped {
+		repo.skipped[HostFileName(f)] = true
+	}
+	if repo.partial {
+		repo.later = newHostLoader(l, skipped)
 	}
 	names := &declaredNames{hosts: map[string]string{}, groups: map[string]Source{}}
 	for _, s := range sources {

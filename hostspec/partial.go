@@ -21,8 +21,8 @@ func WithHostFiles(keep func(name string) bool) LoadOption {
 	}
 }
 
-// splitHostFiles splits the files of hosts/ into those to decode and the
-// names of the hosts that are only listed.
+// splitHostFiles splits the files of hosts/ into those to decode and
+// those only listed.
 func splitHostFiles(files []string, keep func(string) bool) (decode, skipped []string) {
 	count := make(map[string]int, len(files))
 	for _, f := range files {
@@ -33,7 +33,7 @@ func splitHostFiles(files []string, keep func(string) bool) (decode, skipped []s
 		if count[name] > 1 || keep(name) {
 			decode = append(decode, f)
 		} else {
-			skipped = append(skipped, name)
+			skipped = append(skipped, f)
 		}
 	}
 	return decode, skipped

@@ -23,6 +23,8 @@ type Repo struct {
 	// (WithHostFiles); skipped are the hosts whose files it only listed.
 	partial bool
 	skipped map[string]bool
+	// later decodes skipped host files on demand (LoadHosts).
+	later *hostLoader
 	// viaLink: a document was read through a symbolic link.
 	viaLink bool
 

@@ -233,3 +233,12 @@ func problem(err error) string {
 	}
 	return err.Error()
 }
+
+// forget drops the cached content of a file read before: for documents
+// that are read once, so that reading a fleet in batches does not keep
+// every batch's bytes. The file still counts against repoSize.
+func (r *repoFS) forget(name string) {
+	if e, ok := r.resolved[name]; ok {
+		delete(r.data, e.path)
+	}
+}

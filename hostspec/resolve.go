@@ -149,7 +149,7 @@ func (r *Repo) resolveSpec(ctx context.Context, host string, extraLabels map[str
 	if msg := checkName(host); msg != "" {
 		return nil, fmt.Errorf("resolve host: %s", msg)
 	}
-	if r.skipped[host] {
+	if r.skipped[host] && r.hosts[host] == nil {
 		return nil, fmt.Errorf("resolve host %s: its file was not loaded (the repository was loaded for other hosts)", host)
 	}
 	h, declared := r.hosts[host]

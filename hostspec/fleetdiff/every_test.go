@@ -12,6 +12,7 @@ import (
 // compared by CompareChanged itself (every host, the two revisions sharing
 // decoded files), and its report is byte for byte the full diff's.
 func TestFleetChangeMatchesFull(t *testing.T) {
+	smallBatches(t)
 	edits := map[string]func(m fstest.MapFS){
 		"motd": func(m fstest.MapFS) {
 			m["fleet.yaml"].Data = bytes.Replace(m["fleet.yaml"].Data, []byte("Welcome to "), []byte("Hello from "), 1)
@@ -27,6 +28,15 @@ func TestFleetChangeMatchesFull(t *testing.T) {
 		},
 		"broken head": func(m fstest.MapFS) {
 			m["fleet.yaml"].Data = append(m["fleet.yaml"].Data, []byte("  bogus: 1\n")...)
+		},
+		"broken host file": func(m fstest.MapFS) {
+			m["fleet.yaml"].Data = bytes.Replace(m["fleet.yaml"].Data, []byte("Welcome to "), []byte("Hello from "), 1)
+			for name, f := range m {
+				if bytes.HasPrefix([]byte(name), []byte("hosts/")) {
+					f.Data = append(f.Data, []byte("bogus: 1\n")...)
+					break
+				}
+			}
 		},
 		"lock added": func(m fstest.MapFS) {
 			m["bootsync.lock"] = &fstest.MapFile{Data: []byte("apiVersion: bootsync.dev/v1alpha1\nkind: Lock\nimages: {}\n")}

@@ -211,6 +211,11 @@ func unionHosts(a, b []string, glob string) []string {
 	return out
 }
 
+// batchSize is how many hosts are rendered together. Host files that
+// Load only listed (hostspec.WithHostFiles) are decoded one batch at a
+// time, so memory holds one batch of parsed files, not the fleet.
+var batchSize = 4096 // a variable for tests, which split small fleets
+
 // compareAll renders every host at both revisions and compares it at
 // once, so that only the changes are kept: memory stays proportional to
 // what changed, not to the fleet.
@@ -227,13 +232,52 @@ func compareAll(ctx context.Context, base, head Revision, names []string, worker
 		workers = runtime.GOMAXPROCS(0)
 	}
 	out := make([]*HostChange, len(names))
+	for start := 0; start < len(names); start += batchSize {
+		batch := names[start:min(start+batchSize, len(names))]
+		b, h, err := loadBatch(ctx, base, head, batch)
+		if err != nil {
+			return nil, err
+		}
+		err = compareBatch(ctx, b, h, batch, workers, budget, out[start:], func(n string) (bool, bool) { return inBase[n], inHead[n] })
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// loadBatch returns the two revisions with the files of the given hosts
+// decoded (each file the two have in common, once).
+func loadBatch(ctx context.Context, base, head Revision, names []string) (Revision, Revision, error) {
+	cache := hostspec.NewDecodeCache()
+	var (
+		rb, rh     *hostspec.Repo
+		berr, herr error
+		wg         sync.WaitGroup
+	)
+	wg.Go(func() { rb, berr = base.Repo.LoadHosts(ctx, names, cache) })
+	wg.Go(func() { rh, herr = head.Repo.LoadHosts(ctx, names, cache) })
+	wg.Wait()
+	if berr != nil {
+		return base, head, fmt.Errorf("load host files at %s: %w", base.Name, berr)
+	}
+	if herr != nil {
+		return base, head, fmt.Errorf("load host files at %s: %w", head.Name, herr)
+	}
+	base.Repo, head.Repo = rb, rh
+	return base, head, nil
+}
+
+// compareBatch compares the hosts of one batch in parallel into out.
+func compareBatch(ctx context.Context, base, head Revision, names []string, workers int, budget *diffBudget, out []*HostChange, in func(string) (bool, bool)) error {
 	errs := make([]error, len(names))
 	var wg sync.WaitGroup
 	next := make(chan int)
 	for range workers {
 		wg.Go(func() {
 			for i := range next {
-				out[i], errs[i] = compareOne(ctx, base, head, names[i], inBase[names[i]], inHead[names[i]], budget)
+				inBase, inHead := in(names[i])
+				out[i], errs[i] = compareOne(ctx, base, head, names[i], inBase, inHead, budget)
 			}
 		})
 	}
@@ -246,14 +290,14 @@ func compareAll(ctx context.Context, base, head Revision, names []string, worker
 	close(next)
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return err
 	}
 	for _, err := range errs {
 		if err != nil {
-			return nil, err
+			return err // the first host's, in name order
 		}
 	}
-	return out, nil
+	return nil
 }
 
 func compareOne(ctx context.Context, base, head Revision, name string, inBase, inHead bool, budget *diffBudget) (*HostChange, error) {

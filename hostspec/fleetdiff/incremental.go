@@ -150,10 +150,11 @@ func compareChanged(ctx context.Context, base, head Side, opts Options) (*Report
 }
 
 // compareEvery compares every host, as Compare does, for a change that
-// affects them all. The two revisions share one decode of each file that
-// the change left alone (most host files).
+// affects them all. Host files are only listed here and decoded in
+// batches as they are compared (compareAll), each file the two revisions
+// share once.
 func compareEvery(ctx context.Context, base, head Side, opts Options) (*Report, error) {
-	rb, rh, err := loadBoth(ctx, base, head, hostspec.WithDecodeCache(hostspec.NewDecodeCache()))
+	rb, rh, err := loadBoth(ctx, base, head, hostspec.WithHostFiles(func(string) bool { return false }))
 	if err != nil {
 		return nil, err
 	}

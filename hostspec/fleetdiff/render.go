@@ -1,7 +1,10 @@
 package fleetdiff
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"html"
 	"io"
@@ -12,13 +15,53 @@ import (
 )
 
 // WriteJSON writes the report as indented JSON (schema in docs/diff-json.md).
+// The hosts are encoded one at a time: the report of a change to every
+// host of a large fleet is hundreds of megabytes, and encoding it whole
+// holds it several times over. The bytes are json.MarshalIndent's.
 func (r *Report) WriteJSON(w io.Writer) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(r); err != nil {
+	if err := r.writeJSON(w); err != nil {
 		return fmt.Errorf("write diff as JSON: %w", err)
 	}
 	return nil
+}
+
+// hostsPlaceholder is the hosts field of a report without hosts, as
+// MarshalIndent writes it; no string can hold it, as a raw newline
+// cannot appear inside a JSON string.
+const hostsPlaceholder = "\n  \"hosts\": []"
+
+func (r *Report) writeJSON(w io.Writer) error {
+	frame := *r
+	frame.Hosts = []HostChange{}
+	doc, err := json.MarshalIndent(&frame, "", "  ")
+	if err != nil {
+		return err
+	}
+	before, after, ok := bytes.Cut(doc, []byte(hostsPlaceholder))
+	if !ok {
+		return errors.New("no hosts field in the report") // a change to Report's fields
+	}
+	bw := bufio.NewWriterSize(w, 64<<10)
+	bw.Write(before)
+	bw.WriteString("\n  \"hosts\": [")
+	for i := range r.Hosts {
+		if i > 0 {
+			bw.WriteByte(',')
+		}
+		host, err := json.MarshalIndent(&r.Hosts[i], "    ", "  ")
+		if err != nil {
+			return err
+		}
+		bw.WriteString("\n    ")
+		bw.Write(host)
+	}
+	if len(r.Hosts) > 0 {
+		bw.WriteString("\n  ")
+	}
+	bw.WriteByte(']')
+	bw.Write(after)
+	bw.WriteByte('\n')
+	return bw.Flush()
 }
 
 // WriteText writes the report for a terminal.
