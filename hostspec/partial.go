@@ -53,17 +53,19 @@ func (r *Repo) DocumentsViaLinks() bool { return r.viaLink }
 // Partial reports whether Load decoded only some host files.
 func (r *Repo) Partial() bool { return r.partial }
 
-// HostsReading returns the declared hosts whose spec may depend on one of
-// the given repository paths (files that are not documents: what `from:`
-// entries read), or all=true when the fleet's own layer reads one, or when
-// the repository was loaded partially and so cannot tell. A path counts
-// when it is a path a layer read, lies under one (a file added to a
-// directory) or above one (a directory or symbolic link on the way).
+// HostsReading returns the hosts whose spec may depend on one of the
+// given repository paths (files that are not documents: what `from:`
+// entries read), or all=true when the fleet's own layer reads one. Only
+// the hosts whose files r holds are considered (Hosts): of a repository
+// loaded with WithHostFiles, ask each batch that LoadHosts returns. A
+// path counts when it is a path a layer read, lies under one (a file
+// added to a directory) or above one (a directory or symbolic link on the
+// way).
 func (r *Repo) HostsReading(paths []string) (all bool, hosts []string) {
 	if len(paths) == 0 {
 		return false, nil
 	}
-	if r.partial || readsAny(r.fleet.layer, paths) {
+	if readsAny(r.fleet.layer, paths) {
 		return true, nil
 	}
 	var groups []*Group
@@ -72,10 +74,9 @@ func (r *Repo) HostsReading(paths []string) (all bool, hosts []string) {
 			groups = append(groups, g)
 		}
 	}
-	for _, name := range r.names {
-		h := r.hosts[name]
-		if readsAny(h.layer, paths) || slices.ContainsFunc(groups, func(g *Group) bool { return g.Selector.Matches(name, h.Labels) }) {
-			hosts = append(hosts, name)
+	for _, h := range r.Hosts() {
+		if readsAny(h.layer, paths) || slices.ContainsFunc(groups, func(g *Group) bool { return g.Selector.Matches(h.Name, h.Labels) }) {
+			hosts = append(hosts, h.Name)
 		}
 	}
 	return false, hosts

@@ -31,12 +31,16 @@ type Side struct {
 // the change between the two trees can affect: a host file affects its
 // host; a group file the hosts its old or new selector picks; any other
 // file the hosts whose fleet, groups or host file read it (`from:`).
-// fleet.yaml and bootsync.lock affect every host: both revisions load
-// whole, sharing the decode of the files they have in common. Anything it
-// cannot attribute (symbolic links to documents, odd entries in groups/ or
+// fleet.yaml and bootsync.lock affect every host. Anything it cannot
+// attribute (symbolic links to documents, odd entries in groups/ or
 // hosts/) means ErrFullNeeded.
-// Host files no affected host needs are not decoded when the changed
-// groups select by name and bucket only.
+//
+// Host files are read in batches (see compareAll), each file the two
+// revisions share decoded once: memory holds one batch, whatever the size
+// of the fleet. Host files no affected host needs are not read at all
+// when the changed groups select by name and bucket only; a group that
+// selects by labels, or a changed file that `from:` may read, means
+// reading every host file once to find the hosts affected.
 //
 // Unlike Compare, files the change leaves alone are not all checked: a
 // host file broken at both revisions goes unnoticed here (`bootsync
@@ -56,6 +60,10 @@ func CompareChanged(ctx context.Context, base, head Side, opts Options) (*Report
 	}
 	return rep, err
 }
+
+// listHostFiles loads a revision with its host files listed, not read:
+// compareAll reads them a batch at a time.
+var listHostFiles = hostspec.WithHostFiles(func(string) bool { return false })
 
 // change is what differs between the two trees, sorted by kind.
 type change struct {
@@ -97,9 +105,9 @@ func compareChanged(ctx context.Context, base, head Side, opts Options) (*Report
 	if c.every {
 		return compareEvery(ctx, base, head, opts)
 	}
-	// First the fleet and the groups, with the host files only listed.
-	none := hostspec.WithHostFiles(func(string) bool { return false })
-	rb, rh, err := loadBoth(ctx, base, head, none)
+	// The fleet and the groups; host files are decoded later, in batches,
+	// and only where needed.
+	rb, rh, err := loadBoth(ctx, base, head, listHostFiles)
 	if err != nil {
 		return nil, err
 	}
@@ -120,26 +128,16 @@ func compareChanged(ctx context.Context, base, head Side, opts Options) (*Report
 			}
 		}
 	}
+	names := unionHosts(rb.HostNames(), rh.HostNames(), opts.HostGlob)
 	if needAll {
-		rb, rh, err = loadBoth(ctx, base, head)
+		all, err := affectedInFiles(ctx, rb, rh, names, c, affected)
 		if err != nil {
 			return nil, err
 		}
-		all := false
-		for _, r := range []*hostspec.Repo{rb, rh} {
-			all = all || addAffected(r, c, affected)
-		}
 		if all {
-			names := unionHosts(rb.HostNames(), rh.HostNames(), opts.HostGlob)
 			return compareHosts(ctx, Revision{base.Name, rb, base.FS}, Revision{head.Name, rh, head.FS}, names, names, opts)
 		}
-	} else {
-		keep := hostspec.WithHostFiles(func(name string) bool { return affected[name] })
-		if rb, rh, err = loadBoth(ctx, base, head, keep); err != nil {
-			return nil, err
-		}
 	}
-	names := unionHosts(rb.HostNames(), rh.HostNames(), opts.HostGlob)
 	render := make([]string, 0, len(affected))
 	for _, n := range names {
 		if affected[n] {
@@ -154,7 +152,7 @@ func compareChanged(ctx context.Context, base, head Side, opts Options) (*Report
 // batches as they are compared (compareAll), each file the two revisions
 // share once.
 func compareEvery(ctx context.Context, base, head Side, opts Options) (*Report, error) {
-	rb, rh, err := loadBoth(ctx, base, head, hostspec.WithHostFiles(func(string) bool { return false }))
+	rb, rh, err := loadBoth(ctx, base, head, listHostFiles)
 	if err != nil {
 		return nil, err
 	}
@@ -173,9 +171,28 @@ func changedGroupsIn(r *hostspec.Repo, files []string) []*hostspec.Group {
 	return out
 }
 
-// addAffected adds the hosts of a fully loaded revision that the change
-// affects: those the changed groups select and those that read a changed
-// file. It returns true when that is every host.
+// affectedInFiles adds the hosts the change affects through what their
+// own files hold (labels a changed group selects, `from:` reads of a
+// changed file), reading the host files of both revisions a batch at a
+// time. It returns true when the change affects every host.
+func affectedInFiles(ctx context.Context, rb, rh *hostspec.Repo, names []string, c *change, affected map[string]bool) (bool, error) {
+	for start := 0; start < len(names); start += batchSize {
+		b, h, err := loadBatch(ctx, Revision{Repo: rb}, Revision{Repo: rh}, names[start:min(start+batchSize, len(names))])
+		if err != nil {
+			return false, err
+		}
+		for _, r := range []*hostspec.Repo{b.Repo, h.Repo} {
+			if addAffected(r, c, affected) {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
+}
+
+// addAffected adds the hosts of a revision (those whose files it holds)
+// that the change affects: those the changed groups select and those that
+// read a changed file. It returns true when that is every host.
 func addAffected(r *hostspec.Repo, c *change, affected map[string]bool) bool {
 	groups := changedGroupsIn(r, c.groups)
 	for _, h := range r.Hosts() {
