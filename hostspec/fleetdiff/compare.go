@@ -100,7 +100,7 @@ func compareFiles(base, head []hostspec.EtcFile, budget *diffBudget) []FileChang
 		case h == nil:
 			fc.Status, fc.Source = StatusRemoved, b.Source
 		default:
-			if b.SHA256 == h.SHA256 && meta(b) == meta(h) {
+			if b.SHA256 == h.SHA256 && sameMeta(b, h) {
 				continue
 			}
 			fc.Status, fc.Source = StatusModified, h.Source
@@ -139,7 +139,7 @@ func compareSecret(p string, b, h *hostspec.EtcFile) (FileChange, bool) {
 		fc.Status, fc.Source, fc.BaseMeta = StatusRemoved, b.Source, meta(b)
 	default:
 		changed := b.Secret == nil || h.Secret == nil || b.Secret.Changed(h.Secret)
-		if !changed && meta(b) == meta(h) {
+		if !changed && sameMeta(b, h) {
 			return fc, false
 		}
 		fc.Status, fc.Source, fc.BaseMeta, fc.HeadMeta = StatusModified, h.Source, meta(b), meta(h)
@@ -159,8 +159,15 @@ func present(f *hostspec.EtcFile) *hostspec.EtcFile {
 	return f
 }
 
+// meta is a file's "mode owner:group", as the report shows it.
 func meta(f *hostspec.EtcFile) string {
-	return fmt.Sprintf("%s %s:%s", f.Mode, f.Owner, f.Group)
+	return f.Mode.String() + " " + f.Owner + ":" + f.Group
+}
+
+// sameMeta is meta(a) == meta(b) without building the strings: it runs
+// for every file of every host compared, changed or not.
+func sameMeta(a, b *hostspec.EtcFile) bool {
+	return a.Mode == b.Mode && a.Owner == b.Owner && a.Group == b.Group
 }
 
 func unifiedDiff(p string, base, head []byte, hasBase, hasHead bool) string {
