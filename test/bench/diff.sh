@@ -5,6 +5,9 @@
 #   host   one host file changes (a var of its NetworkManager keyfile)
 #   group  one group selecting hosts by name glob changes its /etc file
 #          (about 2 % of the hosts)
+#   labels one group selecting hosts by a label (site) adds an /etc file
+#          (the hosts of one site); the label is in every host file, so
+#          every host file is read
 #   fleet  fleet.yaml changes (every host)
 # each with the incremental diff (the default) and --full.
 # Goals at 100,000 hosts: host and group under 3 s and 500 MB, fleet under
@@ -55,6 +58,11 @@ for n in "${sizes[@]}"; do
   sed -i 's/content: "group \(.*\)\\n"/content: "group \1 (edited)\\n"/' "$group"
   gitc "$dir" commit -q -a -m "edit $(basename "$group")"
   run "$dir" group
+
+  labelgroup=$(grep -l '^selector: {labels: {site:' "$dir"/groups/*.yaml | head -1)
+  sed -i 's|^  etc:$|  etc:\n    - {path: /etc/bench-site.conf, content: "site\\n"}|' "$labelgroup"
+  gitc "$dir" commit -q -a -m "edit $(basename "$labelgroup")"
+  run "$dir" labels
 
   sed -i "s/content: \"Welcome to /content: \"Hello from /" "$dir/fleet.yaml"
   gitc "$dir" commit -q -a -m "edit fleet.yaml"
