@@ -17,6 +17,7 @@ type loadConfig struct {
 	revision string
 	ceilings Limits
 	keepHost func(name string) bool // nil: every host file is decoded
+	onDemand bool                   // keep the loader for LoadHosts
 	cache    *DecodeCache           // nil: every file is decoded here
 }
 
@@ -129,7 +130,7 @@ func (l *loader) load(cfg loadConfig) (*Repo, error) {
 	for _, f := range skipped {
 		repo.skipped[HostFileName(f)] = true
 	}
-	if repo.partial {
+	if cfg.onDemand {
 		repo.later = newHostLoader(l, skipped)
 	}
 	names := &declaredNames{hosts: map[string]string{}, groups: map[string]Source{}}

@@ -8,7 +8,7 @@ import (
 )
 
 // hostLoader decodes, on demand, the host files that a Load with
-// WithHostFiles only listed. It keeps that Load's loader: the limits,
+// WithHostFilesOnDemand only listed. It keeps that Load's loader: the limits,
 // the parsed templates and the files read so far (fleet.yaml, groups,
 // what their `from:` entries read) count once for the whole repository.
 type hostLoader struct {
@@ -26,10 +26,12 @@ func newHostLoader(l *loader, files []string) *hostLoader {
 }
 
 // LoadHosts returns a Repo that resolves the given hosts as a whole Load
-// would: r itself when it holds their files already, or a Repo that
-// shares r's fleet, groups and lock and holds, besides the hosts r holds,
-// the files of the named hosts that r only listed (WithHostFiles).
-// Names r does not declare are ignored. Each call holds only the hosts it
+// would: r itself when it holds their files already, or, for a Repo
+// loaded WithHostFilesOnDemand, a Repo that shares r's fleet, groups and
+// lock and holds, besides the hosts r holds, the files of the named hosts.
+// Names r does not declare are ignored, and so are, for a Repo loaded
+// otherwise, the hosts whose files it did not decode (Resolve refuses
+// them). Each call holds only the hosts it
 // is given, so a caller that walks a large fleet in batches keeps one
 // batch in memory; cache, when not nil, shares decoded files with loads
 // of another revision (WithDecodeCache).

@@ -10,7 +10,7 @@ import (
 	"testing/fstest"
 )
 
-var listOnly = WithHostFiles(func(string) bool { return false })
+var listOnly = WithHostFilesOnDemand()
 
 // TestLoadHostsResolvesAsAWholeLoad walks a fleet in batches, the way a
 // diff of a change to every host does: each batch resolves its hosts
@@ -24,6 +24,15 @@ func TestLoadHostsResolvesAsAWholeLoad(t *testing.T) {
 	}
 	listed := mustLoad(t, fsys, listOnly)
 	names := listed.HostNames()
+	// WithHostFiles alone does not keep what LoadHosts needs (an agent
+	// holds its repository for a whole pass).
+	own := mustLoad(t, fsys, WithHostFiles(func(n string) bool { return n == names[0] }))
+	if got, err := own.LoadHosts(ctx, names[1:3], nil); err != nil || got != own {
+		t.Fatalf("LoadHosts without WithHostFilesOnDemand = %p, %v; want the repository itself", got, err)
+	}
+	if _, err := own.Resolve(ctx, names[1], nil); err == nil {
+		t.Fatalf("host %s resolved from a repository that did not decode its file", names[1])
+	}
 	for start := 0; start < len(names); start += 7 {
 		batch := names[start:min(start+7, len(names))]
 		part, err := listed.LoadHosts(ctx, append([]string{"not-declared"}, batch...), NewDecodeCache())

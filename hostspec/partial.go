@@ -21,6 +21,18 @@ func WithHostFiles(keep func(name string) bool) LoadOption {
 	}
 }
 
+// WithHostFilesOnDemand makes Load list the files of hosts/ without
+// decoding any (as WithHostFiles with a keep that accepts none), and keep
+// what it needs to decode them later, in batches, with LoadHosts: a
+// program that walks a whole large fleet holds one batch at a time.
+func WithHostFilesOnDemand() LoadOption {
+	return func(c *loadConfig) error {
+		c.keepHost = func(string) bool { return false }
+		c.onDemand = true
+		return nil
+	}
+}
+
 // splitHostFiles splits the files of hosts/ into those to decode and
 // those only listed.
 func splitHostFiles(files []string, keep func(string) bool) (decode, skipped []string) {

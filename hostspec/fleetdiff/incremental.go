@@ -63,7 +63,7 @@ func CompareChanged(ctx context.Context, base, head Side, opts Options) (*Report
 
 // listHostFiles loads a revision with its host files listed, not read:
 // compareAll reads them a batch at a time.
-var listHostFiles = hostspec.WithHostFiles(func(string) bool { return false })
+var listHostFiles = hostspec.WithHostFilesOnDemand()
 
 // change is what differs between the two trees, sorted by kind.
 type change struct {
