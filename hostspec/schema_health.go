@@ -40,6 +40,13 @@ type healthKeys struct {
 	check, systemd, http, tcp, command, expect, timeout, interval, retries, required string
 }
 
+// forget deletes the check's keys from prov.
+func (k *healthKeys) forget(prov map[string]Source) {
+	for _, key := range [...]string{k.check, k.systemd, k.http, k.tcp, k.command, k.expect, k.timeout, k.interval, k.retries, k.required} {
+		delete(prov, key)
+	}
+}
+
 func newHealthKeys(name string) *healthKeys {
 	base := "health[" + name + "]"
 	return &healthKeys{check: base, systemd: base + ".systemd", http: base + ".http", tcp: base + ".tcp",

@@ -83,6 +83,13 @@ func checkFleetLockURL(s string) string {
 	return ""
 }
 
+// setsNothing reports whether the patch sets no key, as most hosts' own
+// layers do.
+func (u *updatePatch) setsNothing() bool {
+	return !(u.reboot.set || u.windows.set || u.fleetlock.set || u.fleetlockURL.set || u.fleetlockGroup.set ||
+		u.paused.set || u.grace.set || u.softReboot.set || u.deferRebootWhileUsers.set || u.maxDeferral.set)
+}
+
 // apply lays hi over u key by key.
 func (u *updatePatch) apply(hi *updatePatch) { updateObject.merge(u, hi) }
 

@@ -66,17 +66,57 @@ func plainCopy(v any) any {
 
 // flattenVars returns the plain value of hi laid over lo (as mergeVars
 // would build it) and records the provenance of every value, without
-// building the merged tree: this runs once per host.
-func flattenVars(lo, hi *varNode, prov map[string]Source) map[string]any {
+// building the merged tree: this runs once per host. When loRecorded, prov
+// already holds lo's provenance (a baseline's): only what hi changes is
+// recorded.
+func flattenVars(lo, hi *varNode, prov map[string]Source, loRecorded bool) map[string]any {
 	switch {
 	case hi == nil && lo == nil:
 		return map[string]any{}
+	case hi == nil && loRecorded:
+		return lo.plain().(map[string]any)
 	case hi == nil:
 		return lo.plainProv(prov).(map[string]any)
 	case lo == nil:
 		return hi.plainProv(prov).(map[string]any)
+	case !loRecorded:
+		return flattenMerge(lo, hi, prov).(map[string]any)
+	case lo.leaf || hi.leaf:
+		lo.forget(prov)
+		return hi.plainProv(prov).(map[string]any)
 	}
-	return flattenMerge(lo, hi, prov).(map[string]any)
+	// Both are mappings (vars: always is): keep lo's keys hi does not
+	// set, and record hi's afresh where it does.
+	out := make(map[string]any, len(lo.fields)+len(hi.fields))
+	for k, v := range lo.fields {
+		if _, over := hi.fields[k]; !over {
+			out[k] = v.plain()
+		}
+	}
+	for k, v := range hi.fields {
+		if old := lo.fields[k]; old != nil {
+			old.forget(prov)
+		}
+		out[k] = flattenMerge(lo.fields[k], v, prov)
+	}
+	return out
+}
+
+// size is the number of nodes under n.
+func (n *varNode) size() int {
+	s := len(n.fields)
+	for _, v := range n.fields {
+		s += v.size()
+	}
+	return s
+}
+
+// forget deletes the provenance of n and everything under it.
+func (n *varNode) forget(prov map[string]Source) {
+	delete(prov, n.key)
+	for _, v := range n.fields {
+		v.forget(prov)
+	}
 }
 
 func flattenMerge(lo, hi *varNode, prov map[string]Source) any {
