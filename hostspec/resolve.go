@@ -112,7 +112,9 @@ func (r *Repo) newBaseline(b *mergedState) *baseline {
 	bl := &baseline{etcConflicts: make([]*etcItem, len(b.etcSorted)), health: make([]baseCheck, len(b.healthNames))}
 	fz := &finalizing{prov: make(map[string]Source, 24+len(b.etcSorted)+6*len(b.healthNames)), spec: &HostSpec{}}
 	r.finalizeImage(fz, b, emptyLayer)
-	flattenVars(b.vars, nil, fz.prov, false)
+	if b.vars != nil {
+		b.vars.recordProv(fz.prov)
+	}
 	for i, it := range b.etcSorted {
 		if bl.etcConflicts[i] = etcConflict(b.etc, nil, it); bl.etcConflicts[i] == nil {
 			fz.prov[it.provKey] = it.src

@@ -102,6 +102,17 @@ func flattenVars(lo, hi *varNode, prov map[string]Source, loRecorded bool) map[s
 	return out
 }
 
+// recordProv records the provenance of n and everything under it, as
+// plainProv does.
+func (n *varNode) recordProv(prov map[string]Source) {
+	if n.key != "vars" {
+		prov[n.key] = n.src
+	}
+	for _, v := range n.fields {
+		v.recordProv(prov)
+	}
+}
+
 // size is the number of nodes under n.
 func (n *varNode) size() int {
 	s := len(n.fields)
