@@ -9,10 +9,12 @@ import (
 // hold many identical files (a diff's base and head): a file with the same
 // path, kind and content is decoded once. Decoding is pure, and the
 // loader never changes a decoded document (prepare copies what it needs).
+// Files of a Git tree with the same object ID are also read once.
 // It is safe for concurrent use by the loads it is passed to.
 type DecodeCache struct {
 	mu      sync.Mutex
 	entries map[decodeKey]*decodeEntry
+	blobs   map[string][]byte // by Git mode and object ID; read-only
 }
 
 type decodeKey struct {
@@ -28,7 +30,7 @@ type decodeEntry struct {
 
 // NewDecodeCache returns an empty cache.
 func NewDecodeCache() *DecodeCache {
-	return &DecodeCache{entries: map[decodeKey]*decodeEntry{}}
+	return &DecodeCache{entries: map[decodeKey]*decodeEntry{}, blobs: map[string][]byte{}}
 }
 
 // WithDecodeCache makes Load take decoded documents from c, and add those
@@ -61,4 +63,25 @@ func (c *DecodeCache) decode(s *source) (any, ErrorList) {
 		return decodeFile(s.file, s.data, s.wantKind)
 	}
 	return e.doc, nil
+}
+
+// blob returns the content read for a Git object ID, if any.
+func (c *DecodeCache) blob(oid string) ([]byte, bool) {
+	if c == nil || oid == "" {
+		return nil, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	b, ok := c.blobs[oid]
+	return b, ok
+}
+
+// putBlob records the content read for a Git object ID.
+func (c *DecodeCache) putBlob(oid string, b []byte) {
+	if c == nil || oid == "" {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.blobs[oid] = b
 }

@@ -3,7 +3,11 @@ package hostspec
 import (
 	"bytes"
 	"context"
+	"crypto/sha1" //nolint:gosec // Git's object IDs, as a test double
 	"errors"
+	"fmt"
+	"io/fs"
+	"path"
 	"reflect"
 	"strings"
 	"testing"
@@ -63,4 +67,75 @@ func TestDecodeCacheSharesWithoutChangingResults(t *testing.T) {
 			t.Fatalf("broken host file: with the cache %v, without %v", got, want)
 		}
 	}
+}
+
+// gitLikeFS lists entries with Git object IDs, as gitsource.TreeFS does,
+// and counts the files opened for reading.
+type gitLikeFS struct {
+	fstest.MapFS
+	opened map[string]int
+}
+
+type idEntry struct {
+	fs.DirEntry
+	id string
+}
+
+func (e idEntry) ObjectID() string { return e.id }
+
+func (g *gitLikeFS) ReadDir(name string) ([]fs.DirEntry, error) {
+	entries, err := g.MapFS.ReadDir(name)
+	for i, de := range entries {
+		if f := g.MapFS[path.Join(name, de.Name())]; f != nil && de.Type().IsRegular() {
+			entries[i] = idEntry{de, fmt.Sprintf("0100644 %x", sha1.Sum(f.Data))}
+		}
+	}
+	return entries, err
+}
+
+func (g *gitLikeFS) Open(name string) (fs.File, error) {
+	if f := g.MapFS[name]; f != nil && f.Mode.IsRegular() {
+		g.opened[name]++
+	}
+	return g.MapFS.Open(name)
+}
+
+// TestDecodeCacheReadsAGitObjectOnce: two revisions loaded through one
+// cache read a host file with the same Git object ID once; a revision
+// whose limits are lower still refuses the shared content.
+func TestDecodeCacheReadsAGitObjectOnce(t *testing.T) {
+	ctx := context.Background()
+	base := generated(t, 20, 4).MapFS()
+	first := "hosts/" + mustLoad(t, base).HostNames()[0] + ".yaml"
+	base[first].Data = append(base[first].Data, strings.Repeat("# padding\n", 200)...)
+	head := cloneMapFS(base)
+	head["fleet.yaml"].Data = bytes.Replace(head["fleet.yaml"].Data, []byte("Welcome to "), []byte("Hello from "), 1)
+	cache := NewDecodeCache()
+	opened := map[string]int{}
+	for _, m := range []fstest.MapFS{base, head} {
+		listed := mustLoad(t, &gitLikeFS{MapFS: m, opened: opened}, WithHostFilesOnDemand())
+		if _, err := listed.LoadHosts(ctx, listed.HostNames(), cache); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, n := range opened {
+		if strings.HasPrefix(name, HostsDir+"/") && n != 1 {
+			t.Errorf("%s read %d times by the two revisions, want once", name, n)
+		}
+	}
+	small := cloneMapFS(head)
+	small["fleet.yaml"].Data = append(small["fleet.yaml"].Data, []byte("limits:\n  documentSize: 1000\n")...)
+	listed := mustLoad(t, &gitLikeFS{MapFS: small, opened: map[string]int{}}, WithHostFilesOnDemand())
+	_, err := listed.LoadHosts(ctx, listed.HostNames()[:1], cache)
+	if e := findProblem(t, err, first, 0, "", "larger than limits.documentSize = 1000 bytes"); e.Limit != "documentSize" {
+		t.Fatalf("limit = %q", e.Limit)
+	}
+}
+
+func cloneMapFS(m fstest.MapFS) fstest.MapFS {
+	out := fstest.MapFS{}
+	for k, v := range m {
+		out[k] = &fstest.MapFile{Data: bytes.Clone(v.Data), Mode: v.Mode}
+	}
+	return out
 }

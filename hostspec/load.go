@@ -56,6 +56,7 @@ func Load(ctx context.Context, fsys fs.FS, opts ...LoadOption) (*Repo, error) {
 	// everything after it.
 	l.limits = effectiveLimits{Limits: cfg.ceilings, ceilings: cfg.ceilings}
 	l.rfs.limits = &l.limits
+	l.rfs.shared = cfg.cache
 	repo, err := l.load(cfg)
 	if err != nil {
 		return nil, err

@@ -25,6 +25,9 @@ type repoFS struct {
 	fsys     fs.FS
 	resolved map[string]realEntry
 	data     map[string][]byte
+	// shared, when set, holds content another revision's load read, by
+	// Git object ID (see DecodeCache).
+	shared *DecodeCache
 
 	// limits bound each file and everything read together (see Limits).
 	limits *effectiveLimits
@@ -38,7 +41,13 @@ type realEntry struct {
 	// typeOnly is set when mode holds only the type bits (from a directory
 	// listing); permissions need a Stat.
 	typeOnly bool
+	// oid is the Git mode and object ID of a listed file, when the file
+	// system knows it (gitsource.TreeFS): equal IDs are equal content.
+	oid string
 }
+
+// objectIDEntry is a directory entry that knows its Git object ID.
+type objectIDEntry interface{ ObjectID() string }
 
 // listed records a directory entry that is not a symbolic link: its real
 // path is its parent's plus its name, and a later lookup need not ask the
@@ -48,6 +57,9 @@ func (r *repoFS) listed(name string, parent realEntry, de fs.DirEntry) realEntry
 		return e
 	}
 	e := realEntry{path: path.Join(parent.path, de.Name()), mode: de.Type(), typeOnly: true}
+	if o, ok := de.(objectIDEntry); ok {
+		e.oid = o.ObjectID()
+	}
 	r.resolved[name] = e
 	return e
 }
@@ -139,7 +151,7 @@ func (r *repoFS) readFile(name, limit string) ([]byte, realEntry, error) {
 	if b, ok := r.data[e.path]; ok {
 		return b, e, nil
 	}
-	b, err := r.readLimited(e.path, *r.limits.field(limit), limit)
+	b, err := r.readShared(e, limit)
 	if err != nil {
 		return nil, e, err
 	}
@@ -149,6 +161,22 @@ func (r *repoFS) readFile(name, limit string) ([]byte, realEntry, error) {
 	}
 	r.data[e.path] = b
 	return b, e, nil
+}
+
+// readShared reads a file within the named limit, or takes its content
+// from another revision's read of the same Git object, which is the same
+// bytes: a diff of a change to fleet.yaml reads each host file once, not
+// once per revision.
+func (r *repoFS) readShared(e realEntry, limit string) ([]byte, error) {
+	max := *r.limits.field(limit)
+	if b, ok := r.shared.blob(e.oid); ok && int64(len(b)) <= max {
+		return b, nil
+	}
+	b, err := r.readLimited(e.path, max, limit)
+	if err == nil {
+		r.shared.putBlob(e.oid, b)
+	}
+	return b, err
 }
 
 // modeNames describe the types of repository entries.
