@@ -86,9 +86,9 @@ func (r *Repo) newBaseline(b *mergedState) *baseline {
 		}
 	}
 	for i, name := range b.healthNames {
-		fz.check = b.health[name]
+		h := b.health[name]
 		errs := len(fz.errs)
-		hc, ok := finalizeCheck(&fz.check, fz.prov, fz.fail)
+		hc, ok := finalizeCheck(&h, fz.prov, fz.fail)
 		switch {
 		case len(fz.errs) > errs:
 			bl.health[i].state = checkFailed

@@ -255,9 +255,10 @@ type finalizing struct {
 	baseline *baseline
 	errs     ErrorList
 	warns    ErrorList
-	// check is finalizeHealth's scratch: merging through healthObject's
-	// function values moves a local to the heap, once per check.
-	check healthEntry
+	// check is finalizeHealth's scratch, allocated when a check is merged
+	// (merging through healthObject's function values moves a local to
+	// the heap, once per check); most hosts' checks come from the baseline.
+	check *healthEntry
 }
 
 func (fz *finalizing) fail(src Source, field, format string, args ...any) {
@@ -404,7 +405,7 @@ func finalizeHealth(fz *finalizing, base *mergedState, hl *layer) {
 	fz.spec.Health = make([]HealthCheck, 0, len(base.healthNames)+len(hl.health))
 	bi, hi := 0, 0
 	for bi < len(base.healthNames) || hi < len(hl.health) {
-		h := &fz.check
+		var h *healthEntry
 		switch {
 		case hi == len(hl.health) || (bi < len(base.healthNames) && base.healthNames[bi] < hl.health[hi].name):
 			if bl != nil && bl.health[bi].state != checkFailed {
@@ -416,11 +417,13 @@ func finalizeHealth(fz *finalizing, base *mergedState, hl *layer) {
 				bi++
 				continue
 			}
+			h = fz.scratchCheck()
 			*h = base.health[base.healthNames[bi]]
 			bi++
 		default:
 			p := hl.health[hi]
 			hi++
+			h = fz.scratchCheck()
 			*h = healthEntry{}
 			var exists bool
 			if bi < len(base.healthNames) && base.healthNames[bi] == p.name {
@@ -436,6 +439,13 @@ func finalizeHealth(fz *finalizing, base *mergedState, hl *layer) {
 			fz.spec.Health = append(fz.spec.Health, hc)
 		}
 	}
+}
+
+func (fz *finalizing) scratchCheck() *healthEntry {
+	if fz.check == nil {
+		fz.check = new(healthEntry)
+	}
+	return fz.check
 }
 
 // mergedLen is the number of distinct paths in two lists of items sorted

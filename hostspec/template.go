@@ -1,7 +1,6 @@
 package hostspec
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -81,18 +80,17 @@ func parseTemplate(name, file string, inline *yaml.Node, text []byte) (*tmpl, *E
 // clearly instead of exhausting memory).
 func (t *tmpl) render(data *templateData) ([]byte, *Error) {
 	// Size the buffer from the last output so that rendering allocates once.
-	buf := bytes.NewBuffer(make([]byte, 0, t.sizeHint.Load()+64))
-	w := &limitedWriter{w: buf, left: int(data.limits.FileSize)}
+	w := &limitedWriter{buf: make([]byte, 0, t.sizeHint.Load()+64), left: int(data.limits.FileSize)}
 	if t.fast != nil && fastTemplates {
 		if steps, ok := runFast(t.fast, w, data, t.exec != nil); ok {
 			if t.exec != nil && observeBudget != nil {
 				observeBudget(steps, 0)
 			}
-			t.sizeHint.Store(int64(min(buf.Len(), 1<<20)))
-			return buf.Bytes(), nil
+			t.sizeHint.Store(int64(min(len(w.buf), 1<<20)))
+			return w.buf, nil
 		}
-		buf.Reset() // text/template renders it again from the start
-		w.left = int(data.limits.FileSize)
+		// text/template renders it again from the start.
+		w.buf, w.left = w.buf[:0], int(data.limits.FileSize)
 	}
 	var err error
 	if t.exec != nil {
@@ -106,14 +104,15 @@ func (t *tmpl) render(data *templateData) ([]byte, *Error) {
 		}
 		return nil, budgetProblem(templateError(t.t.Name(), t.file, t.inline, err), err, data.limits)
 	}
-	t.sizeHint.Store(int64(min(buf.Len(), 1<<20)))
-	return buf.Bytes(), nil
+	t.sizeHint.Store(int64(min(len(w.buf), 1<<20)))
+	return w.buf, nil
 }
 
 var errTooLarge = errors.New("rendered template too large")
 
+// limitedWriter collects rendered output, at most left more bytes.
 type limitedWriter struct {
-	w    *bytes.Buffer
+	buf  []byte
 	left int
 }
 
@@ -122,7 +121,8 @@ func (l *limitedWriter) Write(p []byte) (int, error) {
 		return 0, errTooLarge
 	}
 	l.left -= len(p)
-	return l.w.Write(p)
+	l.buf = append(l.buf, p...)
+	return len(p), nil
 }
 
 func (l *limitedWriter) WriteString(s string) (int, error) {
@@ -130,7 +130,8 @@ func (l *limitedWriter) WriteString(s string) (int, error) {
 		return 0, errTooLarge
 	}
 	l.left -= len(s)
-	return l.w.WriteString(s)
+	l.buf = append(l.buf, s...)
+	return len(s), nil
 }
 
 // templateError turns a text/template error ("template: NAME:LINE:COL:
@@ -489,7 +490,8 @@ func (c *fastCompiler) arg(cmds []*parse.CommandNode) fastArg {
 type fastRun struct {
 	w     *limitedWriter
 	ctx   context.Context
-	vars  []fastVar // innermost last; "$" is the data
+	root  fastVal   // the data: $
+	vars  []fastVar // declared by ranges, innermost last
 	steps int64
 	limit int64 // steps allowed; < 0: not budgeted
 	num   [24]byte
@@ -497,18 +499,36 @@ type fastRun struct {
 
 type fastVar struct {
 	name string
-	val  any
+	val  fastVal
 }
+
+// fastVal is a value a template sees. Strings and ints are kept out of v
+// so that reading a field or label does not allocate.
+type fastVal struct {
+	kind fastValKind
+	s    string
+	i    int
+	v    any
+}
+
+type fastValKind uint8
+
+const (
+	valAny fastValKind = iota
+	valString
+	valInt
+	valHost // v is *templateHost: .Host
+)
 
 // runFast renders nodes for data into w and returns the steps a budgeted
 // render charged, or ok false when text/template must render instead.
 func runFast(nodes []fastNode, w *limitedWriter, data *templateData, budgeted bool) (steps int64, ok bool) {
-	r := &fastRun{w: w, ctx: data.ctx, limit: -1}
+	r := fastRun{w: w, ctx: data.ctx, limit: -1}
 	if budgeted {
 		r.limit = data.limits.TemplateSteps
 	}
-	r.vars = append(make([]fastVar, 0, 4), fastVar{"$", data})
-	if !r.list(nodes, data) {
+	r.root = fastVal{v: data}
+	if !r.list(nodes, r.root) {
 		return 0, false
 	}
 	if budgeted && r.ctx != nil && r.ctx.Err() != nil {
@@ -517,7 +537,7 @@ func runFast(nodes []fastNode, w *limitedWriter, data *templateData, budgeted bo
 	return r.steps, true
 }
 
-func (r *fastRun) list(nodes []fastNode, dot any) bool {
+func (r *fastRun) list(nodes []fastNode, dot fastVal) bool {
 	for i := range nodes {
 		n := &nodes[i]
 		switch n.kind {
@@ -535,7 +555,7 @@ func (r *fastRun) list(nodes []fastNode, dot any) bool {
 			if !ok {
 				return false
 			}
-			truth, ok := fastTruth(v)
+			truth, ok := v.truth()
 			if !ok {
 				return false
 			}
@@ -557,12 +577,12 @@ func (r *fastRun) list(nodes []fastNode, dot any) bool {
 
 // rangeOver runs a range over a list, charging its steps as rangeFunc
 // would.
-func (r *fastRun) rangeOver(n *fastNode, dot any) bool {
+func (r *fastRun) rangeOver(n *fastNode, dot fastVal) bool {
 	v, ok := r.eval(&n.arg, dot)
-	if !ok {
+	if !ok || v.kind != valAny {
 		return false
 	}
-	elems, ok := v.([]any)
+	elems, ok := v.v.([]any)
 	if !ok || len(elems) > longRange {
 		return false
 	}
@@ -584,12 +604,13 @@ func (r *fastRun) rangeOver(n *fastNode, dot any) bool {
 	}
 	for i, e := range elems {
 		if n.indexVar != "" {
-			r.vars[mark].val = i
+			r.vars[mark].val = fastVal{kind: valInt, i: i}
 		}
+		elem := fastVal{v: e}
 		if n.elemVar != "" {
-			r.vars[len(r.vars)-1].val = e
+			r.vars[len(r.vars)-1].val = elem
 		}
-		if !r.list(n.list, e) {
+		if !r.list(n.list, elem) {
 			return false
 		}
 	}
@@ -599,9 +620,11 @@ func (r *fastRun) rangeOver(n *fastNode, dot any) bool {
 
 // eval evaluates an operand as text/template would, for the types this
 // path knows; ok is false for anything else.
-func (r *fastRun) eval(a *fastArg, dot any) (any, bool) {
+func (r *fastRun) eval(a *fastArg, dot fastVal) (fastVal, bool) {
 	v := dot
-	if !a.dot {
+	if a.variable == "$" {
+		v = r.root
+	} else if !a.dot {
 		found := false
 		for i := len(r.vars) - 1; i >= 0; i-- {
 			if r.vars[i].name == a.variable {
@@ -610,75 +633,98 @@ func (r *fastRun) eval(a *fastArg, dot any) (any, bool) {
 			}
 		}
 		if !found {
-			return nil, false
+			return fastVal{}, false
 		}
 	}
-	if _, root := v.(*templateData); root && len(a.chain) == 0 {
-		return nil, false // the whole data
+	if _, root := v.v.(*templateData); root && len(a.chain) == 0 {
+		return fastVal{}, false // the whole data
 	}
 	for _, name := range a.chain {
 		var ok bool
-		if v, ok = fastField(v, name); !ok {
-			return nil, false
+		if v, ok = v.field(name); !ok {
+			return fastVal{}, false
 		}
 	}
 	return v, true
 }
 
-// fastField is v.name: a field of the data or of .Host, or a key of a map
+// field is v.name: a field of the data or of .Host, or a key of a map
 // (missing keys are errors: templates run with missingkey=error).
-func fastField(v any, name string) (any, bool) {
-	switch x := v.(type) {
+func (v fastVal) field(name string) (fastVal, bool) {
+	if v.kind == valHost {
+		h := v.v.(*templateHost)
+		switch name {
+		case "Name":
+			return fastVal{kind: valString, s: h.Name}, true
+		case "Labels":
+			return fastVal{v: h.Labels}, true
+		case "Bucket":
+			return fastVal{kind: valInt, i: h.Bucket}, true
+		}
+		return fastVal{}, false
+	}
+	if v.kind != valAny {
+		return fastVal{}, false
+	}
+	switch x := v.v.(type) {
 	case *templateData:
 		switch name {
 		case "Host":
-			return x.Host, true
+			return fastVal{kind: valHost, v: &x.Host}, true
 		case "Vars":
-			return x.Vars, true
+			return fastVal{v: x.Vars}, true
 		case "Secrets":
-			return x.Secrets, true
-		}
-	case templateHost:
-		switch name {
-		case "Name":
-			return x.Name, true
-		case "Labels":
-			return x.Labels, true
-		case "Bucket":
-			return x.Bucket, true
+			return fastVal{v: x.Secrets}, true
 		}
 	case map[string]any:
 		e, ok := x[name]
-		return e, ok
+		return fastVal{v: e}, ok
 	case map[string]string:
 		e, ok := x[name]
-		return e, ok
+		return fastVal{kind: valString, s: e}, ok
 	}
-	return nil, false
+	return fastVal{}, false
 }
 
 // print writes v as text/template does: fmt.Fprint of the value, for the
 // values of vars and labels. Others (nil, which it prints as "<no value>",
 // pointers, which it dereferences, and the rest) are left to it.
-func (r *fastRun) print(v any) bool {
+func (r *fastRun) print(v fastVal) bool {
 	var err error
-	switch x := v.(type) {
-	case string:
-		_, err = r.w.WriteString(x)
-	case int:
-		_, err = r.w.Write(strconv.AppendInt(r.num[:0], int64(x), 10))
-	case bool, int64, uint64, float64, []any, map[string]any, map[string]string:
-		_, err = fmt.Fprint(r.w, x)
+	switch v.kind {
+	case valString:
+		_, err = r.w.WriteString(v.s)
+	case valInt:
+		_, err = r.w.Write(strconv.AppendInt(r.num[:0], int64(v.i), 10))
+	case valAny:
+		switch x := v.v.(type) {
+		case string:
+			_, err = r.w.WriteString(x)
+		case int:
+			_, err = r.w.Write(strconv.AppendInt(r.num[:0], int64(x), 10))
+		case bool, int64, uint64, float64, []any, map[string]any, map[string]string:
+			_, err = fmt.Fprint(r.w, x)
+		default:
+			return false
+		}
 	default:
 		return false
 	}
 	return err == nil
 }
 
-// fastTruth is text/template's truth of a value, for the types this path
+// truth is text/template's truth of a value, for the types this path
 // knows.
-func fastTruth(v any) (truth, ok bool) {
-	switch x := v.(type) {
+func (v fastVal) truth() (truth, ok bool) {
+	switch v.kind {
+	case valString:
+		return v.s != "", true
+	case valInt:
+		return v.i != 0, true
+	case valHost:
+		return true, true // a struct
+	}
+	switch x := v.v.(type) {
 	case nil:
 		return false, true
 	case bool:
@@ -699,8 +745,6 @@ func fastTruth(v any) (truth, ok bool) {
 		return len(x) > 0, true
 	case map[string]string:
 		return len(x) > 0, true
-	case templateHost:
-		return true, true
 	}
 	return false, false
 }
