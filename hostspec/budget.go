@@ -36,6 +36,11 @@ import (
 // One call per range execution (not per iteration) keeps the cost for
 // honest templates at about half a microsecond per range.
 //
+// Templates in the fast path's subset (template.go) usually run without
+// text/template: that path charges each range the same steps, reading the
+// cost from the rangeFunc command, and leaves a render that would exceed a
+// limit to text/template, which then fails it as described here.
+//
 // Functions are resolved at execution time from the template's function
 // map, so each concurrent render needs its own budget bound into its own
 // copy of the map: tmpl keeps a pool of clones (Clone shares the parse
