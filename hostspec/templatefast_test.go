@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 )
@@ -118,12 +119,12 @@ func TestFastTemplatesRenderAsTextTemplate(t *testing.T) {
 }
 
 // TestFastTemplatesOnAGeneratedFleet renders every host of a generated
-// fleet with and without the fast path.
+// fleet, and of the example fleet, with and without the fast path.
 func TestFastTemplatesOnAGeneratedFleet(t *testing.T) {
 	fsys := generated(t, 300, 50).MapFS()
-	fast := resolveAll(t, fsys)
+	fast, example := resolveAll(t, fsys), resolveAll(t, os.DirFS("../examples/fleet"))
 	fastTemplates = false
-	slow := resolveAll(t, fsys)
+	slow, exampleSlow := resolveAll(t, fsys), resolveAll(t, os.DirFS("../examples/fleet"))
 	fastTemplates = true
 	for h, want := range slow {
 		if fast[h] != want {
@@ -131,6 +132,11 @@ func TestFastTemplatesOnAGeneratedFleet(t *testing.T) {
 		}
 		if !strings.Contains(want, "nmconnection") && h != "nofile-1" {
 			t.Errorf("host %s has no rendered keyfile", h)
+		}
+	}
+	for h, want := range exampleSlow {
+		if example[h] != want {
+			t.Errorf("examples/fleet host %s differs with the fast path:\n%s\ntext/template:\n%s", h, example[h], want)
 		}
 	}
 }
