@@ -212,8 +212,8 @@ func unionHosts(a, b []string, glob string) []string {
 }
 
 // batchSize is how many hosts are rendered together. Host files that
-// Load only listed (hostspec.WithHostFiles) are decoded one batch at a
-// time, so memory holds one batch of parsed files, not the fleet.
+// Load only listed (hostspec.WithHostFilesOnDemand) are decoded one batch
+// at a time, so memory holds one batch of parsed files, not the fleet's.
 var batchSize = 4096 // a variable for tests, which split small fleets
 
 // compareAll renders every host at both revisions and compares it at

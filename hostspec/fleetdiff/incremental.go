@@ -36,8 +36,8 @@ type Side struct {
 // hosts/) means ErrFullNeeded.
 //
 // Host files are read in batches (see compareAll), each file the two
-// revisions share decoded once: memory holds one batch, whatever the size
-// of the fleet. Host files no affected host needs are not read at all
+// revisions share read and decoded once: memory holds one batch of parsed
+// files, not the fleet's. Host files no affected host needs are not read at all
 // when the changed groups select by name and bucket only; a group that
 // selects by labels, or a changed file that `from:` may read, means
 // reading every host file once to find the hosts affected.
@@ -130,7 +130,7 @@ func compareChanged(ctx context.Context, base, head Side, opts Options) (*Report
 	}
 	names := unionHosts(rb.HostNames(), rh.HostNames(), opts.HostGlob)
 	if needAll {
-		all, err := affectedInFiles(ctx, rb, rh, names, c, affected)
+		all, err := affectedInFiles(ctx, Revision{base.Name, rb, base.FS}, Revision{head.Name, rh, head.FS}, names, c, affected)
 		if err != nil {
 			return nil, err
 		}
@@ -175,9 +175,9 @@ func changedGroupsIn(r *hostspec.Repo, files []string) []*hostspec.Group {
 // own files hold (labels a changed group selects, `from:` reads of a
 // changed file), reading the host files of both revisions a batch at a
 // time. It returns true when the change affects every host.
-func affectedInFiles(ctx context.Context, rb, rh *hostspec.Repo, names []string, c *change, affected map[string]bool) (bool, error) {
+func affectedInFiles(ctx context.Context, base, head Revision, names []string, c *change, affected map[string]bool) (bool, error) {
 	for start := 0; start < len(names); start += batchSize {
-		b, h, err := loadBatch(ctx, Revision{Repo: rb}, Revision{Repo: rh}, names[start:min(start+batchSize, len(names))])
+		b, h, err := loadBatch(ctx, base, head, names[start:min(start+batchSize, len(names))])
 		if err != nil {
 			return false, err
 		}
