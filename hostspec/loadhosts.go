@@ -8,9 +8,10 @@ import (
 )
 
 // hostLoader decodes, on demand, the host files that a Load with
-// WithHostFilesOnDemand only listed. It keeps that Load's loader: the limits,
-// the parsed templates and the files read so far (fleet.yaml, groups,
-// what their `from:` entries read) count once for the whole repository.
+// WithHostFilesOnDemand only listed. It keeps that Load's loader: the
+// limits, the parsed templates and the files read so far (fleet.yaml,
+// groups, what their `from:` entries read) count once for the whole
+// repository.
 type hostLoader struct {
 	mu    sync.Mutex // one LoadHosts at a time: the loader is not safe for concurrent use
 	l     *loader
@@ -31,10 +32,10 @@ func newHostLoader(l *loader, files []string) *hostLoader {
 // lock and holds, besides the hosts r holds, the files of the named hosts.
 // Names r does not declare are ignored, and so are, for a Repo loaded
 // otherwise, the hosts whose files it did not decode (Resolve refuses
-// them). Each call holds only the hosts it
-// is given, so a caller that walks a large fleet in batches keeps one
-// batch in memory; cache, when not nil, shares decoded files with loads
-// of another revision (WithDecodeCache).
+// them). Each call holds only the hosts it is given, so a caller that
+// walks a large fleet in batches keeps one batch in memory; cache, when
+// not nil, shares read and decoded files with the loads of another
+// revision (see DecodeCache).
 //
 // Problems in the files read are returned as an ErrorList, as Load does.
 func (r *Repo) LoadHosts(ctx context.Context, names []string, cache *DecodeCache) (*Repo, error) {
