@@ -102,14 +102,16 @@ func compareChanged(ctx context.Context, base, head Side, opts Options) (*Report
 	if err != nil {
 		return nil, err
 	}
-	if c.every {
-		return compareEvery(ctx, base, head, opts)
-	}
-	// The fleet and the groups; host files are decoded later, in batches,
-	// and only where needed.
+	// The fleet and the groups; host files are decoded later, in batches
+	// (compareAll), and only where needed.
 	rb, rh, err := loadBoth(ctx, base, head, listHostFiles)
 	if err != nil {
 		return nil, err
+	}
+	bRev, hRev := Revision{base.Name, rb, base.FS}, Revision{head.Name, rh, head.FS}
+	names := unionHosts(rb.HostNames(), rh.HostNames(), opts.HostGlob)
+	if c.every {
+		return compareHosts(ctx, bRev, hRev, names, names, opts)
 	}
 	affected, needAll := c.hosts, len(c.others) > 0
 	for _, r := range []*hostspec.Repo{rb, rh} {
@@ -128,14 +130,13 @@ func compareChanged(ctx context.Context, base, head Side, opts Options) (*Report
 			}
 		}
 	}
-	names := unionHosts(rb.HostNames(), rh.HostNames(), opts.HostGlob)
 	if needAll {
-		all, err := affectedInFiles(ctx, Revision{base.Name, rb, base.FS}, Revision{head.Name, rh, head.FS}, names, c, affected)
+		all, err := affectedInFiles(ctx, bRev, hRev, names, c, affected)
 		if err != nil {
 			return nil, err
 		}
 		if all {
-			return compareHosts(ctx, Revision{base.Name, rb, base.FS}, Revision{head.Name, rh, head.FS}, names, names, opts)
+			return compareHosts(ctx, bRev, hRev, names, names, opts)
 		}
 	}
 	render := make([]string, 0, len(affected))
@@ -144,20 +145,7 @@ func compareChanged(ctx context.Context, base, head Side, opts Options) (*Report
 			render = append(render, n)
 		}
 	}
-	return compareHosts(ctx, Revision{base.Name, rb, base.FS}, Revision{head.Name, rh, head.FS}, names, render, opts)
-}
-
-// compareEvery compares every host, as Compare does, for a change that
-// affects them all. Host files are only listed here and decoded in
-// batches as they are compared (compareAll), each file the two revisions
-// share once.
-func compareEvery(ctx context.Context, base, head Side, opts Options) (*Report, error) {
-	rb, rh, err := loadBoth(ctx, base, head, listHostFiles)
-	if err != nil {
-		return nil, err
-	}
-	names := unionHosts(rb.HostNames(), rh.HostNames(), opts.HostGlob)
-	return compareHosts(ctx, Revision{base.Name, rb, base.FS}, Revision{head.Name, rh, head.FS}, names, names, opts)
+	return compareHosts(ctx, bRev, hRev, names, render, opts)
 }
 
 // changedGroupsIn returns the groups of r defined in the given files.
