@@ -238,7 +238,7 @@ func compareAll(ctx context.Context, base, head Revision, names []string, worker
 		if err != nil {
 			return nil, err
 		}
-		err = compareBatch(ctx, b, h, batch, workers, budget, out[start:], func(n string) (bool, bool) { return inBase[n], inHead[n] })
+		err = compareBatch(ctx, b, h, batch, inBase, inHead, workers, budget, out[start:])
 		if err != nil {
 			return nil, err
 		}
@@ -269,15 +269,14 @@ func loadBatch(ctx context.Context, base, head Revision, names []string) (Revisi
 }
 
 // compareBatch compares the hosts of one batch in parallel into out.
-func compareBatch(ctx context.Context, base, head Revision, names []string, workers int, budget *diffBudget, out []*HostChange, in func(string) (bool, bool)) error {
+func compareBatch(ctx context.Context, base, head Revision, names []string, inBase, inHead map[string]bool, workers int, budget *diffBudget, out []*HostChange) error {
 	errs := make([]error, len(names))
 	var wg sync.WaitGroup
 	next := make(chan int)
 	for range workers {
 		wg.Go(func() {
 			for i := range next {
-				inBase, inHead := in(names[i])
-				out[i], errs[i] = compareOne(ctx, base, head, names[i], inBase, inHead, budget)
+				out[i], errs[i] = compareOne(ctx, base, head, names[i], inBase[names[i]], inHead[names[i]], budget)
 			}
 		})
 	}
