@@ -150,10 +150,10 @@ func (r *Repo) resolveSpec(ctx context.Context, host string, extraLabels map[str
 	if msg := checkName(host); msg != "" {
 		return nil, fmt.Errorf("resolve host: %s", msg)
 	}
-	if r.skipped[host] && r.hosts[host] == nil {
+	h, declared := r.hosts[host]
+	if !declared && r.skipped[host] {
 		return nil, fmt.Errorf("resolve host %s: its file was not loaded (the repository was loaded for other hosts)", host)
 	}
-	h, declared := r.hosts[host]
 	labels := make(map[string]string, len(extraLabels)+4)
 	maps.Copy(labels, extraLabels)
 	hl, file := emptyLayer, FleetFile
