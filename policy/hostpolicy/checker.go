@@ -21,6 +21,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/bootsync/bootsync/registry"
 )
 
 // Checker evaluates one host's containers policy. It is safe for
@@ -55,6 +57,19 @@ func (v *Verdict) String() string {
 		return "host policy: not checked (" + v.Detail + ")\n"
 	}
 	return fmt.Sprintf("host policy: accepted by %s\n", v.PolicyFile)
+}
+
+// policyFor is where Check starts, in either build: ref must be a digest
+// reference, and a host without a policy.json gets its verdict at once
+// (file is then "").
+func (c *Checker) policyFor(ref string) (file string, v *Verdict, err error) {
+	if !registry.IsDigestReference(ref) {
+		return "", nil, fmt.Errorf("host policy for %s: a digest reference is required", ref)
+	}
+	if file = c.PolicyFile(); file == "" {
+		return "", &Verdict{Allowed: true, Detail: "the host has no containers policy.json"}, nil
+	}
+	return file, nil, nil
 }
 
 // under turns an absolute host path into its place under the root.

@@ -26,12 +26,9 @@ import (
 // "host-policy" carrying containers/image's own words; a registry failure
 // that prevents a decision is returned as a plain error.
 func (c *Checker) Check(ctx context.Context, ref string) (*Verdict, error) {
-	if !registry.IsDigestReference(ref) {
-		return nil, fmt.Errorf("host policy for %s: a digest reference is required", ref)
-	}
-	file := c.PolicyFile()
+	file, v, err := c.policyFor(ref)
 	if file == "" {
-		return &Verdict{Allowed: true, Detail: "the host has no containers policy.json"}, nil
+		return v, err
 	}
 	refuse := func(format string, args ...any) error {
 		return &policy.RefusedError{Ref: ref, Reason: policy.ReasonHostPolicy, Detail: file + ": " + fmt.Sprintf(format, args...)}

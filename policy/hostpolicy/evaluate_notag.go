@@ -5,8 +5,6 @@ package hostpolicy
 import (
 	"context"
 	"fmt"
-
-	"github.com/bootsync/bootsync/registry"
 )
 
 // builtWithout is Check's answer on a host with a policy.json
@@ -18,12 +16,9 @@ const builtWithout = "this bootsync was built without the build tag containers_i
 // package (and so the host's policy) is not linked in. A host without a
 // policy.json is answered as in the full build.
 func (c *Checker) Check(_ context.Context, ref string) (*Verdict, error) {
-	if !registry.IsDigestReference(ref) {
-		return nil, fmt.Errorf("host policy for %s: a digest reference is required", ref)
-	}
-	file := c.PolicyFile()
+	file, v, err := c.policyFor(ref)
 	if file == "" {
-		return &Verdict{Allowed: true, Detail: "the host has no containers policy.json"}, nil
+		return v, err
 	}
 	return nil, fmt.Errorf("host policy for %s: "+builtWithout, ref, file)
 }
