@@ -51,12 +51,12 @@ func Load(ctx context.Context, fsys fs.FS, opts ...LoadOption) (*Repo, error) {
 		}
 	}
 	cfg.ceilings = cfg.ceilings.WithDefaults(DefaultCeilings)
-	l := &loader{ctx: ctx, cache: cfg.cache, rfs: newRepoFS(fsys), templates: map[string]*tmpl{}, templateErrs: map[string]bool{}, hkeys: map[string]*healthKeys{}}
+	l := &loader{ctx: ctx, rfs: newRepoFS(fsys), templates: map[string]*tmpl{}, templateErrs: map[string]bool{}, hkeys: map[string]*healthKeys{}}
 	// fleet.yaml is read within the ceilings; its own limits apply to
 	// everything after it.
 	l.limits = effectiveLimits{Limits: cfg.ceilings, ceilings: cfg.ceilings}
 	l.rfs.limits = &l.limits
-	l.rfs.shared = cfg.cache
+	l.rfs.cache = cfg.cache
 	repo, err := l.load(cfg)
 	if err != nil {
 		return nil, err
@@ -66,7 +66,6 @@ func Load(ctx context.Context, fsys fs.FS, opts ...LoadOption) (*Repo, error) {
 
 type loader struct {
 	ctx          context.Context
-	cache        *DecodeCache
 	rfs          *repoFS
 	errs         ErrorList
 	templates    map[string]*tmpl

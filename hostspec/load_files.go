@@ -127,7 +127,7 @@ func (l *loader) decodeAll(sources []*source) error {
 	for range workers {
 		wg.Go(func() {
 			for s := range next {
-				s.doc, s.errs = l.cache.decode(s)
+				s.doc, s.errs = l.rfs.cache.decode(s)
 			}
 		})
 	}

@@ -47,8 +47,8 @@ func (r *Repo) LoadHosts(ctx context.Context, names []string, cache *DecodeCache
 	defer hl.mu.Unlock()
 	l := hl.l
 	// Each call reports its own problems, a repoSize overrun included.
-	l.ctx, l.cache, l.rfs.shared, l.errs, l.repoSizeReported = ctx, cache, cache, nil, false
-	defer func() { l.ctx, l.cache, l.rfs.shared, l.errs = nil, nil, nil, nil }()
+	l.ctx, l.rfs.cache, l.errs, l.repoSizeReported = ctx, cache, nil, false
+	defer func() { l.ctx, l.rfs.cache, l.errs = nil, nil, nil }()
 
 	var sources []*source
 	for _, n := range names {

@@ -25,9 +25,9 @@ type repoFS struct {
 	fsys     fs.FS
 	resolved map[string]realEntry
 	data     map[string][]byte
-	// shared, when set, holds content another revision's load read, by
-	// Git object ID (see DecodeCache).
-	shared *DecodeCache
+	// cache, when set, is shared with another revision's load: content
+	// by Git object ID (readFile) and decoded documents (decodeAll).
+	cache *DecodeCache
 
 	// limits bound each file and everything read together (see Limits).
 	limits *effectiveLimits
@@ -169,12 +169,12 @@ func (r *repoFS) readFile(name, limit string) ([]byte, realEntry, error) {
 // once per revision.
 func (r *repoFS) readShared(e realEntry, limit string) ([]byte, error) {
 	max := *r.limits.field(limit)
-	if b, ok := r.shared.blob(e.oid); ok && int64(len(b)) <= max {
+	if b, ok := r.cache.blob(e.oid); ok && int64(len(b)) <= max {
 		return b, nil
 	}
 	b, err := r.readLimited(e.path, max, limit)
 	if err == nil {
-		r.shared.putBlob(e.oid, b)
+		r.cache.putBlob(e.oid, b)
 	}
 	return b, err
 }
